@@ -1,0 +1,41 @@
+// Chat templates: a small Jinja2 interpreter for the subset that real chat templates
+// use (tokenizer.chat_template in GGUF), rendering byte for byte as Python's jinja2.
+//
+// An unsupported construct is an error at parse or render time, never a wrong prompt.
+// Thread safety: a parsed ChatTemplate is immutable; render() may run concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platform/status.h"
+
+namespace hearth::engine {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant"
+  std::string content;
+};
+
+class ChatTemplate {
+ public:
+  static Expected<ChatTemplate> parse(std::string_view source);
+
+  // Renders with the given variables (e.g. messages, add_generation_prompt, bos_token).
+  Expected<std::string> render(const nlohmann::json& context) const;
+  // The usual call: messages + add_generation_prompt + bos/eos token texts.
+  Expected<std::string> apply(const std::vector<ChatMessage>& messages,
+                              bool add_generation_prompt, std::string_view bos_token,
+                              std::string_view eos_token) const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace hearth::engine

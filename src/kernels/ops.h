@@ -1,0 +1,34 @@
+// Elementwise and row kernels used by the forward passes. All f32, row-major.
+#pragma once
+
+#include <cstdint>
+
+#include "format/tensor_type.h"
+#include "platform/thread_pool.h"
+
+namespace hearth::kernels {
+
+// y[t, r] = sum_c W[r, c] * x[t, c]
+//   W: [n_rows, n_cols] of wtype (GGUF ne0 = n_cols), row-major, read in place.
+//   x: [n_tokens, n_cols] f32; y: [n_tokens, n_rows] f32.
+//   scratch: at least matmul_scratch_bytes(wtype, n_cols, n_tokens) bytes.
+void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
+            const float* x, int64_t n_tokens, float* y, void* scratch,
+            platform::ThreadPool& pool);
+int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
+
+// y = x / sqrt(mean(x^2) + eps) * w   (n elements; y may alias x)
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
+// In place softmax over n values.
+void softmax(float* x, int64_t n);
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+// Rotary embedding in place on one head vector of head_dim values at position pos.
+// neox=false: pairs (2i, 2i+1) (GGUF llama); neox=true: pairs (i, i + rot_dim/2).
+// Only the first rot_dim values rotate. freq_scale applies linear scaling.
+void rope(float* x, int64_t head_dim, int64_t rot_dim, int64_t pos, float freq_base,
+          float freq_scale, bool neox);
+// Row of a weight (any supported type) as f32: used for token embeddings.
+void get_row(format::TensorType type, const void* W, int64_t n_cols, int64_t row, float* out);
+
+}  // namespace hearth::kernels

@@ -1,0 +1,52 @@
+// Per-weight-type kernels behind one table, filled once at start from CPU features.
+//
+// For a weight type W, a matrix-vector product first converts the f32 activations to
+// W's activation type (vec_dot_type: F32, Q8_0, Q8_1 or Q8_K, as in GGUF's block
+// layouts), then calls vec_dot once per weight row. Every entry has a scalar reference
+// twin (type_kernels_ref) that SIMD variants are tested against.
+//
+// Units: n is a count of elements and a multiple of the type's block size.
+#pragma once
+
+#include <cstdint>
+
+#include "format/tensor_type.h"
+
+namespace hearth::kernels {
+
+using format::TensorType;
+
+// y (f32, n) = dequantize(x)
+using ToFloatFn = void (*)(const void* x, float* y, int64_t n);
+// y (type, n) = quantize(x); used for activations and by `hearth quantize` later.
+using FromFloatFn = void (*)(const float* x, void* y, int64_t n);
+// *out = dot(w_row (weight type, n), x (vec_dot_type, n))
+using VecDotFn = void (*)(int64_t n, float* out, const void* w_row, const void* x);
+
+struct TypeKernels {
+  ToFloatFn to_float = nullptr;
+  FromFloatFn from_float = nullptr;
+  TensorType vec_dot_type = TensorType::F32;
+  VecDotFn vec_dot = nullptr;
+};
+
+// Dispatched (widest ISA available, capped by HEARTH_ISA) and scalar reference tables.
+// Entries are null for types without kernels.
+const TypeKernels& type_kernels(TensorType t);
+const TypeKernels& type_kernels_ref(TensorType t);
+// The ISA the dispatched table uses: "avx512_vnni", "avx512", "avx2" or "scalar".
+const char* kernels_isa();
+
+// Tables per ISA, filled by the files in kernels/ (ref), kernels/avx2/, kernels/avx512/.
+// Each fill function overwrites the entries it has kernels for and leaves the rest.
+struct KernelTable {
+  TypeKernels types[32];
+};
+void fill_ref_legacy(KernelTable& t);    // F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1
+void fill_ref_k(KernelTable& t);         // Q4_K Q5_K Q6_K Q8_K
+void fill_avx2_legacy(KernelTable& t);
+void fill_avx2_k(KernelTable& t);
+void fill_avx512_legacy(KernelTable& t);
+void fill_avx512_k(KernelTable& t);
+
+}  // namespace hearth::kernels
