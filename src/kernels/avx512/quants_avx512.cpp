@@ -1,0 +1,117 @@
+// AVX-512 (F, BW, VL, DQ; VNNI where present) kernels for F32, F16, BF16 and the legacy
+// quant types. Called only after the CPU check in dispatch.cpp.
+//
+// The quant dot products use the shared 256-bit block kernels (one 32-element block is
+// one ymm) with AVX-512 VL instructions: vpdpbusd replaces maddubs + madd, and a mask
+// register expands the Q5 fifth bits. 256-bit ops keep three execution ports busy where
+// 512-bit ops get two, so per block this is no slower than zmm pairs of blocks.
+// GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands and then warn
+// about them (GCC bug 105593); the warnings point into the intrinsic headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/avx2/legacy_simd.h"
+#include "kernels/half.h"
+#include "kernels/type_kernels.h"
+#include "platform/cpu_features.h"
+
+namespace hearth::kernels {
+namespace {
+
+struct Avx512Vnni {
+  static __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+  }
+  static __m256i bits_to_bytes(uint32_t qh) { return _mm256_movm_epi8(qh); }
+};
+
+struct Avx512 {
+  static __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  }
+  static __m256i bits_to_bytes(uint32_t qh) { return _mm256_movm_epi8(qh); }
+};
+
+// Float weight rows against f32 activations; Load(p) gives 16 floats from element p.
+template <class T, class Load, class Scalar>
+float dot_float(int64_t n, const T* w, const float* x, Load load, Scalar scalar) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int k = 0; k < 4; ++k)
+      acc[k] = _mm512_fmadd_ps(load(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
+  for (; i + 16 <= n; i += 16)
+    acc[0] = _mm512_fmadd_ps(load(w + i), _mm512_loadu_ps(x + i), acc[0]);
+  float sum = _mm512_reduce_add_ps(
+      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  for (; i < n; ++i) sum += scalar(w[i]) * x[i];
+  return sum;
+}
+
+void f32_vec_dot(int64_t n, float* out, const void* w, const void* x) {
+  *out = dot_float(
+      n, static_cast<const float*>(w), static_cast<const float*>(x),
+      [](const float* p) { return _mm512_loadu_ps(p); }, [](float v) { return v; });
+}
+
+void f16_vec_dot(int64_t n, float* out, const void* w, const void* x) {
+  *out = dot_float(
+      n, static_cast<const f16_t*>(w), static_cast<const float*>(x),
+      [](const f16_t* p) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      },
+      [](f16_t v) { return f16_to_f32(v); });
+}
+
+void bf16_vec_dot(int64_t n, float* out, const void* w, const void* x) {
+  *out = dot_float(
+      n, static_cast<const bf16_t*>(w), static_cast<const float*>(x),
+      [](const bf16_t* p) {
+        const __m512i u =
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+      },
+      [](bf16_t v) { return bf16_to_f32(v); });
+}
+
+// Mirrors platform::isa_name(): HEARTH_ISA=avx512 (or lower) turns VNNI off. Plain C
+// strings here: std::string code instantiated in this file would be compiled for AVX-512.
+bool use_vnni() {
+  if (!platform::cpu_features().avx512_vnni) return false;
+  const char* cap = std::getenv("HEARTH_ISA");
+  if (cap == nullptr) return true;
+  return std::strcmp(cap, "avx512") != 0 && std::strcmp(cap, "avx2") != 0 &&
+         std::strcmp(cap, "scalar") != 0;
+}
+
+template <class Isa>
+void fill_quants(KernelTable& t) {
+  t.types[static_cast<uint32_t>(TensorType::Q4_0)].vec_dot = vec_dot_blocks<Q4_0Step, Isa>;
+  t.types[static_cast<uint32_t>(TensorType::Q4_1)].vec_dot = vec_dot_blocks<Q4_1Step, Isa>;
+  t.types[static_cast<uint32_t>(TensorType::Q5_0)].vec_dot = vec_dot_blocks<Q5_0Step, Isa>;
+  t.types[static_cast<uint32_t>(TensorType::Q5_1)].vec_dot = vec_dot_blocks<Q5_1Step, Isa>;
+  t.types[static_cast<uint32_t>(TensorType::Q8_0)].vec_dot = vec_dot_blocks<Q8_0Step, Isa>;
+}
+
+}  // namespace
+
+void fill_avx512_legacy(KernelTable& t) {
+  t.types[static_cast<uint32_t>(TensorType::F32)].vec_dot = f32_vec_dot;
+  t.types[static_cast<uint32_t>(TensorType::F16)].vec_dot = f16_vec_dot;
+  t.types[static_cast<uint32_t>(TensorType::BF16)].vec_dot = bf16_vec_dot;
+  if (use_vnni())
+    fill_quants<Avx512Vnni>(t);
+  else
+    fill_quants<Avx512>(t);
+  t.types[static_cast<uint32_t>(TensorType::Q8_0)].from_float = q8_0_from_float_simd;
+  t.types[static_cast<uint32_t>(TensorType::Q8_1)].from_float = q8_1_from_float_simd;
+}
+
+}  // namespace hearth::kernels
