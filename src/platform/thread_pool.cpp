@@ -7,6 +7,11 @@
 
 namespace hearth::platform {
 
+namespace {
+// Pause-spins (tens of microseconds) before a waiting thread starts yielding its core.
+constexpr int kSpinBeforeYield = 2000;
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
@@ -34,11 +39,17 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   cv_.notify_all();
   fn(0, n_threads_);
-  // Wait for the workers; they finish within microseconds on the hot path.
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  // Wait for the workers; they finish within microseconds on the hot path. When there are
+  // more runnable threads than cores, a worker may be waiting for this very core: after a
+  // short spin, yield it instead of burning a whole scheduler time slice.
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpinBeforeYield) {
 #if defined(__x86_64__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    } else {
+      std::this_thread::yield();
+    }
   }
   job_ = nullptr;
 }
@@ -49,9 +60,13 @@ void ThreadPool::worker(int index) {
     // Spin a little for the next job, then sleep on the condition variable.
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < 20000; ++spin) {
+      if (spin < kSpinBeforeYield) {
 #if defined(__x86_64__)
-      __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      } else {
+        std::this_thread::yield();
+      }
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {
