@@ -12,9 +12,19 @@ Python package (gguf.quants.dequantize, the reference). Writes tests/data/kquant
     u8     blocks[n_blocks * type_size]
     f32    values[n_blocks * 256]        (little-endian)
 
-and SOURCE.txt naming the gguf and numpy versions used. Deterministic (fixed seed).
+Also quantize_ref.bin: llama.cpp's reference quantizers (quantize_row_q{4,5,6,8}_K_ref from
+the libggml-base shipped with llama-cpp-python) applied to 8 blocks of f32 data (Gaussian,
+shifted uniform, heavy-tailed, with a zero block and an outlier):
+
+    magic  b"HKQQ"
+    u32    n (floats)
+    f32    x[n]
+    then for Q4_K, Q5_K, Q6_K, Q8_K:  u32 GGUF type id, u8 row[row_bytes(type, n)]
+
+and SOURCE.txt naming the package versions used. Deterministic (fixed seeds).
 Run: /root/.cache/hearth-refenv/bin/python scripts/golden/make_kquant_golden.py
 """
+import ctypes
 import importlib.metadata
 import pathlib
 import struct
@@ -54,14 +64,39 @@ def make(qtype: T, rng: np.random.Generator) -> None:
         f.write(values.astype("<f4").tobytes())
 
 
+def make_quantize_golden() -> None:
+    import llama_cpp  # only for the path of its libggml-base
+
+    lib = ctypes.CDLL(str(pathlib.Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    rng = np.random.default_rng(77)
+    x = np.concatenate([
+        rng.normal(0, 0.02, 3 * 256),
+        rng.uniform(-1, 3, 2 * 256),
+        rng.standard_t(2, 2 * 256) * 0.01,
+        np.zeros(256),
+    ]).astype(np.float32)
+    x[300] = 0.9  # outlier
+    n = x.size
+    with open(OUT / "quantize_ref.bin", "wb") as f:
+        f.write(b"HKQQ" + struct.pack("<I", n) + x.astype("<f4").tobytes())
+        for qtype in (T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K):
+            _, type_size = GGML_QUANT_SIZES[qtype]
+            out = np.zeros(n // 256 * type_size, dtype=np.uint8)
+            fn = getattr(lib, f"quantize_row_{qtype.name.lower()[:-1]}K_ref")
+            fn(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(n))
+            f.write(struct.pack("<I", int(qtype)) + out.tobytes())
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20240607)
     for qtype in (T.Q4_K, T.Q5_K, T.Q6_K):
         make(qtype, rng)
+    make_quantize_golden()
     (OUT / "SOURCE.txt").write_text(
         "Made by scripts/golden/make_kquant_golden.py with "
-        f"gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}.\n")
+        f"gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}, "
+        f"llama-cpp-python {importlib.metadata.version('llama-cpp-python')}.\n")
 
 
 if __name__ == "__main__":

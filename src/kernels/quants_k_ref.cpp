@@ -6,7 +6,9 @@
 // integer scale, and only then apply the float super-block scales, as ggml's reference
 // does. The quantizers follow ggml's published k-quant algorithms: a weighted
 // least-squares search over candidate scales per sub-block (with a min for Q4_K/Q5_K,
-// symmetric for Q6_K), then 6-bit (or 8-bit) quantization of those scales.
+// symmetric for Q6_K), then 6-bit (or 8-bit) quantization of those scales. Their output
+// is byte-identical to llama.cpp's quantize_row_q{4,5,6,8}_K_ref (k_quants_test checks it
+// against golden output of those functions).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
