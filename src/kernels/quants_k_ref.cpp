@@ -19,12 +19,15 @@
 namespace hearth::kernels {
 namespace {
 
-// Round to nearest, ties to even (as ggml's quantizers do); saturates far outside the
-// ranges used here so that garbage input (inf, NaN) cannot overflow the conversion.
+// Round to nearest, ties to even (as ggml's quantizers do): adding 1.5 * 2^23 leaves the
+// rounded integer in the low mantissa bits, exact for |x| < 2^22. Saturates outside that
+// range so garbage input (inf, NaN) cannot overflow a conversion.
 inline int nearest_int(float x) {
-  const float r = std::nearbyint(x);
-  if (!(std::fabs(r) < 1e9f)) return r > 0 ? 1000000000 : -1000000000;
-  return static_cast<int>(r);
+  if (!(std::fabs(x) < 4194303.f)) return x > 0 ? 4194303 : -4194303;
+  const float biased = x + 12582912.f;
+  int32_t bits;
+  std::memcpy(&bits, &biased, 4);
+  return (bits & 0x007fffff) - 0x00400000;
 }
 
 // ---------------------------------------------------------------- dequantize
@@ -396,14 +399,16 @@ void vec_dot_q6_k(int64_t n, float* out, const void* vw, const void* vx) {
   const auto* w = static_cast<const BlockQ6K*>(vw);
   const auto* x = static_cast<const BlockQ8K*>(vx);
   float sum = 0;
+  int8_t q[kQK_K];
   for (int64_t i = 0; i < n / kQK_K; ++i) {
+    for (int g = 0; g < 2; ++g)
+      for (int r = 0; r < 4; ++r)
+        for (int l = 0; l < 32; ++l)
+          q[128 * g + 32 * r + l] = static_cast<int8_t>(q6_at(w[i], g, r, l) - 32);
     int32_t sumi = 0;
-    for (int j = 0; j < 16; ++j) {  // sub-block of 16: e = 16*j + l
+    for (int j = 0; j < 16; ++j) {  // sub-blocks of 16
       int32_t s = 0;
-      for (int l = 0; l < 16; ++l) {
-        const int e = 16 * j + l;
-        s += (q6_at(w[i], e / 128, (e % 128) / 32, e % 32) - 32) * x[i].qs[e];
-      }
+      for (int l = 0; l < 16; ++l) s += q[16 * j + l] * x[i].qs[16 * j + l];
       sumi += w[i].scales[j] * s;
     }
     sum += f16_to_f32(w[i].d) * x[i].d * static_cast<float>(sumi);
