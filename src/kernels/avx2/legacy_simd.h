@@ -44,31 +44,17 @@ inline uint32_t load_u32(const void* p) {
   return v;
 }
 
-// 32 nibbles of a block as bytes 0..15, in element order (low nibbles, then high).
+// 32 nibbles of a block as bytes 0..15, in element order (low nibbles, then high): the
+// 16 bytes go to both halves (a load-port broadcast) and the upper half shifts by 4.
 inline __m256i nibbles(const uint8_t* qs) {
-  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-  return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+  const __m256i v =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)),
+                          _mm256_set1_epi8(0x0f));
 }
 
 inline __m256i load256(const int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-// Scale of a _0 block pair: d_w * d_x, broadcast.
-inline __m256 scale_0(f16_t dw, f16_t dx) {
-  const __m128 a = _mm_cvtph_ps(_mm_cvtsi32_si128(dw));
-  const __m128 b = _mm_cvtph_ps(_mm_cvtsi32_si128(dx));
-  return _mm256_broadcastss_ps(_mm_mul_ss(a, b));
-}
-
-// Scale of a _1 block pair: lane 0 of p = d_w * d_x, lane 1 = m_w * s_x (added to accm).
-inline __m256 scale_1(const void* w_dm, const void* x_ds, __m128& accm) {
-  const __m128 a = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(w_dm))));
-  const __m128 b = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(x_ds))));
-  const __m128 p = _mm_mul_ps(a, b);
-  accm = _mm_add_ps(accm, p);
-  return _mm256_broadcastss_ps(p);
 }
 
 template <class Isa>
@@ -76,83 +62,128 @@ inline __m256i dot_s8s8(__m256i a, __m256i b) {
   return Isa::dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 
-// One block step per type: acc += f32(sumi) * d_w * d_x; accm lane 1 += m_w * s_x.
+// Per type: the exact i32 dot product of one weight block with one activation block
+// (8 partial sums), and whether the type has a min (the _1 types: + m_w * s_x).
 struct Q4_0Step {
   using W = BlockQ4_0;
   using X = BlockQ8_0;
+  static constexpr bool kMin = false;
   template <class Isa>
-  static __m256 step(const W& w, const X& x, __m256 acc, __m128&) {
+  static __m256i dot(const W& w, const X& x) {
     const __m256i q = _mm256_sub_epi8(nibbles(w.qs), _mm256_set1_epi8(8));
-    const __m256i s = dot_s8s8<Isa>(q, load256(x.qs));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale_0(w.d, x.d), acc);
+    return dot_s8s8<Isa>(q, load256(x.qs));
   }
 };
 
 struct Q4_1Step {
   using W = BlockQ4_1;
   using X = BlockQ8_1;
+  static constexpr bool kMin = true;
   template <class Isa>
-  static __m256 step(const W& w, const X& x, __m256 acc, __m128& accm) {
-    const __m256 scale = scale_1(&w.d, &x.d, accm);
-    const __m256i s = Isa::dot_u8s8(nibbles(w.qs), load256(x.qs));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
+  static __m256i dot(const W& w, const X& x) {
+    return Isa::dot_u8s8(nibbles(w.qs), load256(x.qs));
   }
 };
 
 struct Q5_0Step {
   using W = BlockQ5_0;
   using X = BlockQ8_0;
+  static constexpr bool kMin = false;
   template <class Isa>
-  static __m256 step(const W& w, const X& x, __m256 acc, __m128&) {
+  static __m256i dot(const W& w, const X& x) {
     // (q | hb) - 16 as i8: where the fifth bit is clear, setting the top four bits
     // subtracts 16; where it is set, q + 16 - 16 = q.
     const __m256i hb = Isa::bits_to_bytes(load_u32(w.qh));
     const __m256i q = _mm256_or_si256(nibbles(w.qs),
                                       _mm256_andnot_si256(hb, _mm256_set1_epi8(char(0xf0))));
-    const __m256i s = dot_s8s8<Isa>(q, load256(x.qs));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale_0(w.d, x.d), acc);
+    return dot_s8s8<Isa>(q, load256(x.qs));
   }
 };
 
 struct Q5_1Step {
   using W = BlockQ5_1;
   using X = BlockQ8_1;
+  static constexpr bool kMin = true;
   template <class Isa>
-  static __m256 step(const W& w, const X& x, __m256 acc, __m128& accm) {
-    const __m256 scale = scale_1(&w.d, &x.d, accm);
+  static __m256i dot(const W& w, const X& x) {
     const __m256i hb = Isa::bits_to_bytes(load_u32(w.qh));
     const __m256i q =
         _mm256_or_si256(nibbles(w.qs), _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
-    const __m256i s = Isa::dot_u8s8(q, load256(x.qs));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
+    return Isa::dot_u8s8(q, load256(x.qs));
   }
 };
 
 struct Q8_0Step {
   using W = BlockQ8_0;
   using X = BlockQ8_0;
+  static constexpr bool kMin = false;
   template <class Isa>
-  static __m256 step(const W& w, const X& x, __m256 acc, __m128&) {
-    const __m256i s = dot_s8s8<Isa>(load256(w.qs), load256(x.qs));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale_0(w.d, x.d), acc);
+  static __m256i dot(const W& w, const X& x) {
+    return dot_s8s8<Isa>(load256(w.qs), load256(x.qs));
   }
 };
 
-// Two independent accumulators hide the FMA latency chain.
+// Scales of up to 4 block pairs from the first 4 bytes of each block (d_w, m_w) and
+// (d_x, s_x), converted in one go: lane 2i = d_w * d_x, lane 2i+1 = m_w * s_x of pair i
+// (0 for the _0 types, whose second half-word is not a min and is masked off).
+template <class Step>
+inline __m256 scales(__m128i wv, __m128i xv) {
+  if constexpr (!Step::kMin) {
+    wv = _mm_and_si128(wv, _mm_set1_epi32(0xffff));
+    xv = _mm_and_si128(xv, _mm_set1_epi32(0xffff));
+  }
+  return _mm256_mul_ps(_mm256_cvtph_ps(wv), _mm256_cvtph_ps(xv));
+}
+
+template <class Step>
+inline __m256 scales4(const typename Step::W* w, const typename Step::X* x) {
+  auto u = [](const void* p) { return static_cast<int>(load_u32(p)); };
+  return scales<Step>(_mm_setr_epi32(u(w), u(w + 1), u(w + 2), u(w + 3)),
+                      _mm_setr_epi32(u(x), u(x + 1), u(x + 2), u(x + 3)));
+}
+
+template <class Step>
+inline __m256 scales1(const typename Step::W* w, const typename Step::X* x) {
+  return scales<Step>(_mm_cvtsi32_si128(static_cast<int>(load_u32(w))),
+                      _mm_cvtsi32_si128(static_cast<int>(load_u32(x))));
+}
+
+inline __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+
+// acc += f32(sumi) * d_w * d_x per block, four blocks per step so the eight f16 scales
+// convert together; two accumulators hide the FMA latency. The m_w * s_x products add
+// up in the odd lanes of accm.
 template <class Step, class Isa>
 void vec_dot_blocks(int64_t n, float* out, const void* vw, const void* vx) {
   const auto* w = static_cast<const typename Step::W*>(vw);
   const auto* x = static_cast<const typename Step::X*>(vx);
   const int64_t nb = n / kQK;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  __m128 accm = _mm_setzero_ps();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    acc0 = Step::template step<Isa>(w[b], x[b], acc0, accm);
-    acc1 = Step::template step<Isa>(w[b + 1], x[b + 1], acc1, accm);
+  for (; b + 4 <= nb; b += 4) {
+    const __m256 p = scales4<Step>(w + b, x + b);
+    if constexpr (Step::kMin) accm = _mm256_add_ps(accm, p);
+    const __m256i s0 = Step::template dot<Isa>(w[b], x[b]);
+    const __m256i s1 = Step::template dot<Isa>(w[b + 1], x[b + 1]);
+    const __m256i s2 = Step::template dot<Isa>(w[b + 2], x[b + 2]);
+    const __m256i s3 = Step::template dot<Isa>(w[b + 3], x[b + 3]);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), lane(p, 0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), lane(p, 2), acc1);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s2), lane(p, 4), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s3), lane(p, 6), acc1);
   }
-  if (b < nb) acc0 = Step::template step<Isa>(w[b], x[b], acc0, accm);
-  *out = hsum256(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_movehdup_ps(accm));
+  for (; b < nb; ++b) {
+    const __m256 p = scales1<Step>(w + b, x + b);
+    if constexpr (Step::kMin) accm = _mm256_add_ps(accm, p);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Step::template dot<Isa>(w[b], x[b])),
+                           _mm256_broadcastss_ps(_mm256_castps256_ps128(p)), acc0);
+  }
+  __m256 sum = _mm256_add_ps(acc0, acc1);
+  if constexpr (Step::kMin) {
+    const __m256 odd = _mm256_castsi256_ps(_mm256_set1_epi64x(int64_t{-1} << 32));
+    sum = _mm256_add_ps(sum, _mm256_and_ps(accm, odd));
+  }
+  *out = hsum256(sum);
 }
 
 // ---- activations: f32 -> Q8_0 / Q8_1 ----
