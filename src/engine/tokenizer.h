@@ -31,6 +31,8 @@ class Tokenizer {
   // Bytes the token stands for in output text. Control tokens (BOS, <|im_end|> ...) give
   // their text only when `special` is true, else "". May be part of a UTF-8 character.
   virtual std::string token_to_piece(int32_t id, bool special) const = 0;
+  // Text of a sequence of ids, as llama_detokenize(remove_special = false,
+  // unparse_special = special). Ids out of range give "".
   std::string decode(const std::vector<int32_t>& ids, bool special) const;
 
   virtual int32_t n_vocab() const = 0;
@@ -39,6 +41,12 @@ class Tokenizer {
   virtual int32_t bos() const = 0;  // -1 when the model has none
   virtual int32_t eos() const = 0;
   virtual bool add_bos() const = 0;
+  virtual bool add_eos() const { return false; }
+  // Detokenization rules (llama.cpp's llama_detokenize): with add_space_prefix, decode()
+  // drops one leading space of the first token's piece; with clean_spaces it removes the
+  // space before ? ! . , and in " 's", " 'm", " 're", " 've", and around a lone " ' ".
+  virtual bool add_space_prefix() const { return false; }
+  virtual bool clean_spaces() const { return false; }
   virtual bool is_eog(int32_t id) const = 0;  // end of generation (EOS, EOT, <|im_end|>...)
   virtual bool is_control(int32_t id) const = 0;
   virtual std::string_view model() const = 0;  // "gpt2" or "llama"
