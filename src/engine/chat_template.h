@@ -2,6 +2,9 @@
 // use (tokenizer.chat_template in GGUF), rendering byte for byte as Python's jinja2.
 //
 // An unsupported construct is an error at parse or render time, never a wrong prompt.
+// Environment as transformers' apply_chat_template: trim_blocks, lstrip_blocks, loop
+// controls, raise_exception/strftime_now globals, tojson as json.dumps (no HTML escaping).
+// Hostile templates hit step, depth and size limits (jinja_interpreter.h), never hang.
 // Thread safety: a parsed ChatTemplate is immutable; render() may run concurrently.
 #pragma once
 
@@ -26,7 +29,12 @@ class ChatTemplate {
   static Expected<ChatTemplate> parse(std::string_view source);
 
   // Renders with the given variables (e.g. messages, add_generation_prompt, bos_token).
+  // Errors (raise_exception in the template, undefined values used in arithmetic, a resource
+  // limit hit) come back as "chat template: line N: <message>".
   Expected<std::string> render(const nlohmann::json& context) const;
+  // Same, keeping the context's key order: dicts the template prints or passes to tojson
+  // (tool schemas) come out in insertion order, as in Python. nlohmann::json sorts keys.
+  Expected<std::string> render(const nlohmann::ordered_json& context) const;
   // The usual call: messages + add_generation_prompt + bos/eos token texts.
   Expected<std::string> apply(const std::vector<ChatMessage>& messages,
                               bool add_generation_prompt, std::string_view bos_token,
