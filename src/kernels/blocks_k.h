@@ -24,17 +24,16 @@
 
 #include "kernels/half.h"
 
-
 namespace hearth::kernels {
 
 inline constexpr int kQK_K = 256;
 inline constexpr int kKScaleSize = 12;
 
 struct BlockQ4K {
-  f16_t d;                    // f16: scale of the 6-bit sub-block scales
-  f16_t dmin;                 // f16: scale of the 6-bit sub-block mins
-  uint8_t scales[kKScaleSize];   // 8 scales + 8 mins, 6 bits each
-  uint8_t qs[kQK_K / 2];         // 4-bit quants
+  f16_t d;                      // f16: scale of the 6-bit sub-block scales
+  f16_t dmin;                   // f16: scale of the 6-bit sub-block mins
+  uint8_t scales[kKScaleSize];  // 8 scales + 8 mins, 6 bits each
+  uint8_t qs[kQK_K / 2];        // 4-bit quants
 };
 static_assert(sizeof(BlockQ4K) == 144, "Q4_K block is 144 bytes in GGUF");
 
@@ -42,15 +41,15 @@ struct BlockQ5K {
   f16_t d;
   f16_t dmin;
   uint8_t scales[kKScaleSize];
-  uint8_t qh[kQK_K / 8];         // 5th bit of each quant
-  uint8_t qs[kQK_K / 2];         // low 4 bits
+  uint8_t qh[kQK_K / 8];  // 5th bit of each quant
+  uint8_t qs[kQK_K / 2];  // low 4 bits
 };
 static_assert(sizeof(BlockQ5K) == 176, "Q5_K block is 176 bytes in GGUF");
 
 struct BlockQ6K {
-  uint8_t ql[kQK_K / 2];         // low 4 bits
-  uint8_t qh[kQK_K / 4];         // high 2 bits
-  int8_t scales[kQK_K / 16];     // signed 8-bit sub-block scales
+  uint8_t ql[kQK_K / 2];      // low 4 bits
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // signed 8-bit sub-block scales
   f16_t d;                    // f16 super-block scale
 };
 static_assert(sizeof(BlockQ6K) == 210, "Q6_K block is 210 bytes in GGUF");
@@ -58,7 +57,7 @@ static_assert(sizeof(BlockQ6K) == 210, "Q6_K block is 210 bytes in GGUF");
 struct BlockQ8K {
   float d;
   int8_t qs[kQK_K];
-  int16_t bsums[kQK_K / 16];     // sums of qs in groups of 16
+  int16_t bsums[kQK_K / 16];  // sums of qs in groups of 16
 };
 static_assert(sizeof(BlockQ8K) == 292, "Q8_K block is 292 bytes in ggml");
 
@@ -71,16 +70,17 @@ static inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t out[16])
   std::memcpy(w, packed, 12);
   const uint32_t k6 = 0x3f3f3f3fu, k4 = 0x0f0f0f0fu, k2 = 0x03030303u;
   const uint32_t o[4] = {
-      w[0] & k6,                                      // sc[0..3]
-      (w[2] & k4) | (((w[0] >> 6) & k2) << 4),        // sc[4..7]
-      w[1] & k6,                                      // m[0..3]
+      w[0] & k6,                                       // sc[0..3]
+      (w[2] & k4) | (((w[0] >> 6) & k2) << 4),         // sc[4..7]
+      w[1] & k6,                                       // m[0..3]
       ((w[2] >> 4) & k4) | (((w[1] >> 6) & k2) << 4),  // m[4..7]
   };
   std::memcpy(out, o, 16);
 }
 
 // Inverse of unpack_scales_mins_k4 for 6-bit sc[8], m[8].
-static inline void pack_scales_mins_k4(const uint8_t sc[8], const uint8_t m[8], uint8_t packed[12]) {
+static inline void pack_scales_mins_k4(const uint8_t sc[8], const uint8_t m[8],
+                                       uint8_t packed[12]) {
   for (int j = 0; j < 4; ++j) {
     packed[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
     packed[j + 4] = static_cast<uint8_t>((m[j] & 63) | ((m[j + 4] >> 4) << 6));

@@ -132,8 +132,8 @@ void from_float_q8_k(const float* x, void* vy, int64_t n) {
 // min/max grid, then nstep candidate grids (rmin + rdelta*s + nmax levels over the
 // range), each refined by weighted least squares for (scale, min); keeps the best
 // weighted squared error. Returns scale; *mn_out = mn.
-float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
-                    float* mn_out, float rmin, float rdelta, int nstep) {
+float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float* mn_out,
+                    float rmin, float rdelta, int nstep) {
   float lo = x[0], hi = x[0], sum_w = 0, sum_x = 0;
   for (int i = 0; i < n; ++i) {
     lo = std::min(lo, x[i]);
@@ -382,7 +382,8 @@ void vec_dot_q5_k(int64_t n, float* out, const void* vw, const void* vx) {
     for (int c = 0; c < 4; ++c)
       for (int l = 0; l < 32; ++l) {
         const int h = w[i].qh[l];
-        q[64 * c + l] = static_cast<uint8_t>((w[i].qs[32 * c + l] & 0xf) | (((h >> (2 * c)) & 1) << 4));
+        q[64 * c + l] =
+            static_cast<uint8_t>((w[i].qs[32 * c + l] & 0xf) | (((h >> (2 * c)) & 1) << 4));
         q[64 * c + 32 + l] =
             static_cast<uint8_t>((w[i].qs[32 * c + l] >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
       }

@@ -61,7 +61,8 @@ std::vector<uint8_t> random_blocks(TensorType t, int64_t n_blocks, uint32_t seed
   std::uniform_real_distribution<float> scale(1e-3f, 5e-2f);
   for (int64_t i = 0; i < n_blocks; ++i) {
     uint8_t* blk = b.data() + i * size;
-    const std::vector<int> f16_offsets = t == TensorType::Q6_K ? std::vector<int>{208} : std::vector<int>{0, 2};
+    const std::vector<int> f16_offsets =
+        t == TensorType::Q6_K ? std::vector<int>{208} : std::vector<int>{0, 2};
     for (int off : f16_offsets) {
       const f16_t h = f32_to_f16(scale(rng));
       std::memcpy(blk + off, &h, 2);
@@ -210,7 +211,8 @@ Golden load_golden(const std::string& name, TensorType t) {
 void expect_matches_golden(const std::string& name, TensorType t) {
   const Golden g = load_golden(name, t);
   ASSERT_FALSE(g.values.empty());
-  const std::vector<float> y = dequantize(t, g.blocks.data(), static_cast<int64_t>(g.values.size()));
+  const std::vector<float> y =
+      dequantize(t, g.blocks.data(), static_cast<int64_t>(g.values.size()));
   for (size_t i = 0; i < y.size(); ++i) {
     uint32_t a, b;
     std::memcpy(&a, &y[i], 4);
@@ -220,9 +222,15 @@ void expect_matches_golden(const std::string& name, TensorType t) {
   }
 }
 
-TEST(KQuants, Q4KMatchesGgufPythonBitExactly) { expect_matches_golden("q4_k.bin", TensorType::Q4_K); }
-TEST(KQuants, Q5KMatchesGgufPythonBitExactly) { expect_matches_golden("q5_k.bin", TensorType::Q5_K); }
-TEST(KQuants, Q6KMatchesGgufPythonBitExactly) { expect_matches_golden("q6_k.bin", TensorType::Q6_K); }
+TEST(KQuants, Q4KMatchesGgufPythonBitExactly) {
+  expect_matches_golden("q4_k.bin", TensorType::Q4_K);
+}
+TEST(KQuants, Q5KMatchesGgufPythonBitExactly) {
+  expect_matches_golden("q5_k.bin", TensorType::Q5_K);
+}
+TEST(KQuants, Q6KMatchesGgufPythonBitExactly) {
+  expect_matches_golden("q6_k.bin", TensorType::Q6_K);
+}
 
 // ------------------------------------------------------------------ quantizers
 
@@ -242,7 +250,9 @@ TEST(KQuants, QuantizeRoundTripErrorIsBounded) {
   const struct {
     TensorType t;
     double bound;
-  } cases[] = {{TensorType::Q4_K, 0.12}, {TensorType::Q5_K, 0.06}, {TensorType::Q6_K, 0.03},
+  } cases[] = {{TensorType::Q4_K, 0.12},
+               {TensorType::Q5_K, 0.06},
+               {TensorType::Q6_K, 0.03},
                {TensorType::Q8_K, 0.008}};
   for (const auto& c : cases) {
     const std::vector<uint8_t> q = quantize(ref_of(c.t), c.t, x);
@@ -296,7 +306,8 @@ TEST(KQuants, Q8KQuantizeFollowsGgml) {
 TEST(KQuants, QuantizersMatchLlamaCppByteExactly) {
   const std::string path = std::string(HEARTH_TEST_DATA) + "/kquants/quantize_ref.bin";
   std::ifstream f(path, std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                                   std::istreambuf_iterator<char>());
   ASSERT_GE(bytes.size(), 8u) << path;
   ASSERT_EQ(std::memcmp(bytes.data(), "HKQQ", 4), 0) << path;
   uint32_t n;
@@ -350,7 +361,8 @@ TEST(KQuants, RefVecDotMatchesDotOfDequantized) {
     ASSERT_EQ(ref_of(t).vec_dot_type, TensorType::Q8_K);
     for (int64_t nb : {1, 3, 8}) {
       const int64_t n = nb * kQK_K;
-      const std::vector<float> xf = gaussian(static_cast<size_t>(n), 100 + static_cast<uint32_t>(nb));
+      const std::vector<float> xf =
+          gaussian(static_cast<size_t>(n), 100 + static_cast<uint32_t>(nb));
       const std::vector<uint8_t> x = quantize(ref_of(TensorType::Q8_K), TensorType::Q8_K, xf);
       // Both quantized weights and random-bit blocks (every quant/scale pattern).
       const std::vector<uint8_t> ws[2] = {
@@ -415,8 +427,8 @@ TEST(KQuants, SimdVecDotMatchesRefOverSizes) {
       for (int64_t nb : {1, 2, 3, 5, 7, 8, 13, 16, 31, 32}) {
         const int64_t n = nb * kQK_K;
         const auto seed = static_cast<uint32_t>(nb * 31 + static_cast<int>(t));
-        const std::vector<uint8_t> x =
-            quantize(ref_of(TensorType::Q8_K), TensorType::Q8_K, gaussian(static_cast<size_t>(n), seed));
+        const std::vector<uint8_t> x = quantize(ref_of(TensorType::Q8_K), TensorType::Q8_K,
+                                                gaussian(static_cast<size_t>(n), seed));
         const std::vector<uint8_t> ws[2] = {
             quantize(ref_of(t), t, gaussian(static_cast<size_t>(n), seed + 1, 0.05f)),
             random_blocks(t, nb, seed + 2)};
@@ -438,10 +450,11 @@ TEST(KQuants, SimdQ8KQuantizeIsIdenticalToRef) {
   if (tables.empty()) GTEST_SKIP() << "CPU has neither AVX2 nor AVX-512";
   std::vector<float> x = gaussian(13 * kQK_K, 5);
   std::fill(x.begin() + 2 * kQK_K, x.begin() + 3 * kQK_K, 0.f);  // zero block
-  x[4 * kQK_K + 200] = 9.f;                                     // tie: the later one ...
-  x[4 * kQK_K + 201] = -9.f;                                    // ... must not win
-  x[5 * kQK_K + 3] = -1e-30f;                                   // tiny block
-  for (int i = 0; i < kQK_K; ++i) x[6 * kQK_K + i] = 0.5f * static_cast<float>(i % 5 - 2);  // .5 ties
+  x[4 * kQK_K + 200] = 9.f;                                      // tie: the later one ...
+  x[4 * kQK_K + 201] = -9.f;                                     // ... must not win
+  x[5 * kQK_K + 3] = -1e-30f;                                    // tiny block
+  for (int i = 0; i < kQK_K; ++i)
+    x[6 * kQK_K + i] = 0.5f * static_cast<float>(i % 5 - 2);  // .5 ties
   const std::vector<uint8_t> want = quantize(ref_of(TensorType::Q8_K), TensorType::Q8_K, x);
   for (const SimdTable& s : tables) {
     const TypeKernels& k = s.table.types[static_cast<uint32_t>(TensorType::Q8_K)];

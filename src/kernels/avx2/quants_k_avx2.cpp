@@ -26,7 +26,9 @@ inline float hsum(__m256 v) {
 }
 
 // Shuffle mask selecting int16 element k of each 128-bit lane into every position.
-inline __m256i pick_epi16(int k) { return _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * k)); }
+inline __m256i pick_epi16(int k) {
+  return _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * k));
+}
 
 // Q4_K/Q5_K: 8 int16 scales (replicated in both lanes) and the mins term, from the
 // packed scales and Q8_K's bsums. Returns the sum over sub-blocks of m[j]*sum(q8 in j).
@@ -130,8 +132,9 @@ void vec_dot_q6_k(int64_t n, float* out, const void* vw, const void* vx) {
     const float d = _cvtsh_ss(w[i].d) * x[i].d;
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
     // Quants are stored +32: subtract 32 * sum_j sc[j] * sum(q8 in sub-block j).
-    const __m256i offset = _mm256_madd_epi16(
-        _mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
+    const __m256i offset =
+        _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
     __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
     for (int g = 0; g < 2; ++g) {
       const uint8_t* ql = w[i].ql + 64 * g;
@@ -150,7 +153,8 @@ void vec_dot_q6_k(int64_t n, float* out, const void* vw, const void* vx) {
       };
       for (int r = 0; r < 4; ++r) {
         const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * r));
-        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick_pair_epi8(8 * g + 2 * r)));
+        const __m256i sc =
+            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick_pair_epi8(8 * g + 2 * r)));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q[r], y)));
       }
     }
@@ -196,7 +200,8 @@ void from_float_q8_k(const float* x, void* vy, int64_t n) {
       const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + k + 24)));
       // packs interleave 4-element groups per lane; the permute restores element order.
       const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + k), _mm256_permutevar8x32_epi32(p, perm));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + k),
+                          _mm256_permutevar8x32_epi32(p, perm));
     }
     // bsums: sum of 16 signed bytes = sad(q ^ 0x80, 0) - 16*128 per 8-byte half, paired.
     const __m128i bias = _mm_set1_epi8(static_cast<char>(0x80));

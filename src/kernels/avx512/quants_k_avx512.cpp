@@ -148,7 +148,8 @@ void vec_dot_q6_k(int64_t n, float* out, const void* vw, const void* vx) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float d = _cvtsh_ss(w[i].d) * x[i].d;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
     // Quants are stored +32: start from -32 * sum_j sc[j] * sum(q8 in sub-block j).
     const __m256i offset = _mm256_madd_epi16(sc16, load256(x[i].bsums));
     __m512i sumi = _mm512_zextsi256_si512(
@@ -177,7 +178,8 @@ void from_float_q8_k(const float* x, void* vy, int64_t n) {
   auto* y = static_cast<BlockQ8K*>(vy);
   for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K) {
     __m512 vmax = _mm512_setzero_ps();
-    for (int k = 0; k < kQK_K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+    for (int k = 0; k < kQK_K; k += 16)
+      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
     const float amax = _mm512_reduce_max_ps(vmax);
     if (amax == 0) {
       std::memset(&y[i], 0, sizeof(BlockQ8K));
@@ -186,7 +188,8 @@ void from_float_q8_k(const float* x, void* vy, int64_t n) {
     float max = 0;
     const __m512 vamax = _mm512_set1_ps(amax);
     for (int k = 0; k < kQK_K; k += 16) {
-      const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vamax, _CMP_EQ_OQ);
+      const __mmask16 hit =
+          _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vamax, _CMP_EQ_OQ);
       if (hit) {
         max = x[k + __builtin_ctz(static_cast<unsigned>(hit))];
         break;
