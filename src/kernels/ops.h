@@ -23,11 +23,15 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i]
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
-// Rotary embedding in place on one head vector of head_dim values at position pos.
-// neox=false: pairs (2i, 2i+1) (GGUF llama); neox=true: pairs (i, i + rot_dim/2).
-// Only the first rot_dim values rotate. freq_scale applies linear scaling.
-void rope(float* x, int64_t head_dim, int64_t rot_dim, int64_t pos, float freq_base,
-          float freq_scale, bool neox);
+// Rotary embedding. rope_angles fills cs[2*i], cs[2*i+1] = cos, sin of
+// pos * freq_scale * freq_base^(-2i/rot_dim) for i < rot_dim/2 (once per position);
+// rope_apply rotates one head vector in place with them. neox=false: pairs (2i, 2i+1)
+// (GGUF llama); neox=true: pairs (i, i + rot_dim/2) (Gemma, Qwen). Values past rot_dim
+// are left as they are.
+// freq_factors (rot_dim/2 values, or null) divide each frequency (Llama 3.1 rope_freqs).
+void rope_angles(float* cs, int64_t rot_dim, int64_t pos, float freq_base, float freq_scale,
+                 const float* freq_factors = nullptr);
+void rope_apply(float* x, const float* cs, int64_t rot_dim, bool neox);
 // Row of a weight (any supported type) as f32: used for token embeddings.
 void get_row(format::TensorType type, const void* W, int64_t n_cols, int64_t row, float* out);
 

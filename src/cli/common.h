@@ -1,0 +1,56 @@
+// Flags shared by the subcommands, model loading, and error reporting for the CLI.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/generator.h"
+#include "engine/model.h"
+
+namespace hearth::cli {
+
+struct ModelFlags {
+  std::string model;  // path or name; empty = default model
+  void add(CLI::App* cmd);
+};
+
+struct ContextFlags {
+  int threads = 0;        // 0: not given (physical cores)
+  int64_t ctx = 0;        // 0: not given (min(4096, trained))
+  bool threads_set = false;
+  bool ctx_set = false;
+  void add(CLI::App* cmd);
+  // Validated context parameters for a loaded model, or an error naming the flag.
+  Expected<engine::ContextParams> params(const engine::Model& model) const;
+};
+
+struct SamplingFlags {
+  engine::GenerateParams gen;
+  std::optional<uint64_t> seed;
+  void add(CLI::App* cmd, int64_t default_max_tokens);
+  Status validate();  // fills a random seed when none is given
+};
+
+// Loads the model named by flags (resolving names in the model directory).
+Expected<std::unique_ptr<engine::Model>> load_model(const std::string& model);
+
+// Prints "hearth: error: MESSAGE" to stderr and returns exit code 1.
+int fail(const std::string& message);
+
+// Parses "1 2 3" (spaces or commas) into token ids.
+Expected<std::vector<int32_t>> parse_ids(const std::string& text);
+
+// True when s is valid UTF-8.
+bool valid_utf8(std::string_view s);
+
+void register_run(CLI::App& app, int& exit_code);
+void register_generate(CLI::App& app, int& exit_code);
+void register_tokenize(CLI::App& app, int& exit_code);
+void register_info(CLI::App& app, int& exit_code);
+void register_eval(CLI::App& app, int& exit_code);
+
+}  // namespace hearth::cli

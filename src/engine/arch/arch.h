@@ -1,0 +1,71 @@
+// The interface every architecture file implements (engine/arch/<name>.cpp).
+//
+// An ArchModel holds pointers into the mapped GGUF (weights are never copied) and the
+// hyperparameters; it is immutable after loading and may be shared by several
+// sequences. forward() reads and writes only the ForwardState it is given.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "format/gguf.h"
+#include "platform/status.h"
+#include "platform/thread_pool.h"
+
+namespace hearth::engine {
+
+struct HParams {
+  std::string arch;
+  int64_t n_vocab = 0;
+  int64_t n_ctx_train = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_ff = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;  // key/value length per head
+  int64_t rot_dim = 0;   // rotated part of each head
+  float rms_eps = 1e-5f;
+  float rope_base = 10000.0f;
+  float rope_scale = 1.0f;  // linear position scale (1 / scaling factor)
+  int64_t n_params = 0;     // parameter count of all tensors
+
+  int64_t q_dim() const { return n_head * head_dim; }
+  int64_t kv_dim() const { return n_head_kv * head_dim; }
+};
+
+// Per-sequence mutable state: KV cache and scratch, sized once at creation.
+//
+// Invariants: the cache rows [0, n_past) of every layer hold K and V of the tokens the
+// sequence has seen, in order; rows past n_past are garbage. Scratch buffers hold room
+// for n_batch tokens; forward() is never called with more.
+struct ForwardState {
+  int64_t n_ctx = 0;
+  int64_t n_batch = 0;
+  int64_t n_past = 0;
+  std::unique_ptr<float[]> k_cache;  // [n_layer, n_ctx, kv_dim]
+  std::unique_ptr<float[]> v_cache;  // [n_layer, n_ctx, kv_dim]
+  std::unique_ptr<float[]> scratch;  // arch-defined layout
+  std::unique_ptr<uint8_t[]> act_q;  // quantized activations for matmul
+  platform::ThreadPool* pool = nullptr;
+};
+
+class ArchModel {
+ public:
+  virtual ~ArchModel() = default;
+  virtual const HParams& hparams() const = 0;
+  // Floats of ForwardState::scratch and bytes of act_q needed for n_batch tokens.
+  virtual int64_t scratch_floats(int64_t n_batch, int64_t n_ctx, int n_threads) const = 0;
+  virtual int64_t act_bytes(int64_t n_batch) const = 0;
+  // Runs tokens [n_tokens] at positions n_past .. n_past+n_tokens-1, appends them to the
+  // cache and advances n_past. logits: [n_tokens, n_vocab] when all_logits, else the
+  // last token's [n_vocab]. Requires n_tokens <= n_batch and n_past + n_tokens <= n_ctx.
+  virtual void forward(ForwardState& st, const int32_t* tokens, int64_t n_tokens,
+                       float* logits, bool all_logits) const = 0;
+};
+
+// One loader per architecture file; model.cpp picks by general.architecture.
+Expected<std::unique_ptr<ArchModel>> load_llama(const format::GgufFile& gguf);
+
+}  // namespace hearth::engine

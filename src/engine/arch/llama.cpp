@@ -1,0 +1,180 @@
+// GGUF architecture "llama" (Llama 2/3, SmolLM, Mistral-style): pre-norm decoder with
+// RMSNorm, rotary positions (adjacent pairs), grouped-query attention and a SwiGLU FFN.
+//
+//   x = embed(token)                                   // [n_tokens, n_embd]
+//   for each layer:
+//     h = rmsnorm(x) * attn_norm
+//     q, k, v = h Wq, h Wk, h Wv; rope(q), rope(k)     // [n_tokens, n_head * head_dim] ...
+//     x += softmax(q k^T / sqrt(head_dim), causal) v Wo
+//     h = rmsnorm(x) * ffn_norm
+//     x += (silu(h Wgate) * (h Wup)) Wdown
+//   logits = rmsnorm(x) * output_norm  Woutput         // [n_vocab]
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/arch/arch.h"
+#include "engine/arch/loader.h"
+#include "kernels/ops.h"
+
+namespace hearth::engine {
+namespace {
+
+using kernels::matmul;
+
+struct Layer {
+  const float* attn_norm;
+  WeightRef wq, wk, wv, wo;
+  const float* ffn_norm;
+  WeightRef w_gate, w_up, w_down;
+};
+
+class Llama final : public ArchModel {
+ public:
+  HParams hp;
+  std::vector<Layer> layers;
+  WeightRef tok_embd;
+  const float* output_norm = nullptr;
+  WeightRef output;
+  const float* rope_freqs = nullptr;  // [rot_dim/2] or null
+
+  const HParams& hparams() const override { return hp; }
+
+  // Scratch layout, for B = n_batch tokens:
+  //   x, h: [B, n_embd]; q, attn: [B, q_dim]; k, v: [B, kv_dim]; gate, up: [B, n_ff];
+  //   scores: [n_threads, n_ctx]; rope: [B, rot_dim]
+  int64_t scratch_floats(int64_t B, int64_t n_ctx, int n_threads) const override {
+    return B * (2 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + hp.rot_dim) +
+           static_cast<int64_t>(n_threads) * n_ctx;
+  }
+
+  int64_t act_bytes(int64_t B) const override {
+    int64_t m = 0;
+    for (const Layer& l : layers)
+      for (const WeightRef* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+        m = std::max(m, kernels::matmul_scratch_bytes(w->type, w->n_cols, B));
+    return std::max(m, kernels::matmul_scratch_bytes(output.type, output.n_cols, B));
+  }
+
+  void forward(ForwardState& st, const int32_t* tokens, int64_t n_tokens, float* logits,
+               bool all_logits) const override {
+    platform::ThreadPool& pool = *st.pool;
+    const int64_t B = n_tokens, D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
+    const int64_t hd = hp.head_dim, n_rep = hp.n_head / hp.n_head_kv, pos0 = st.n_past;
+    float* x = st.scratch.get();
+    float* h = x + B * D;
+    float* q = h + B * D;
+    float* attn = q + B * QD;
+    float* k = attn + B * QD;
+    float* v = k + B * KVD;
+    float* gate = v + B * KVD;
+    float* up = gate + B * F;
+    float* rope_cs = up + B * F;
+    float* scores = rope_cs + B * hp.rot_dim;
+    void* aq = st.act_q.get();
+    const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+    for (int64_t t = 0; t < B; ++t) {
+      kernels::get_row(tok_embd.type, tok_embd.data, D, tokens[t], x + t * D);
+      kernels::rope_angles(rope_cs + t * hp.rot_dim, hp.rot_dim, pos0 + t, hp.rope_base,
+                           hp.rope_scale, rope_freqs);
+    }
+
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+      const Layer& L = layers[il];
+      float* kc = st.k_cache.get() + il * st.n_ctx * KVD;  // [n_ctx, kv_dim]
+      float* vc = st.v_cache.get() + il * st.n_ctx * KVD;
+
+      // Attention block.
+      for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.attn_norm, h + t * D, D, hp.rms_eps);
+      matmul(L.wq.type, L.wq.data, QD, D, h, B, q, aq, pool);
+      matmul(L.wk.type, L.wk.data, KVD, D, h, B, k, aq, pool);
+      matmul(L.wv.type, L.wv.data, KVD, D, h, B, v, aq, pool);
+      for (int64_t t = 0; t < B; ++t) {
+        const float* cs = rope_cs + t * hp.rot_dim;
+        for (int64_t hh = 0; hh < hp.n_head; ++hh) kernels::rope_apply(q + t * QD + hh * hd, cs, hp.rot_dim, false);
+        for (int64_t hh = 0; hh < hp.n_head_kv; ++hh) kernels::rope_apply(k + t * KVD + hh * hd, cs, hp.rot_dim, false);
+      }
+      std::memcpy(kc + pos0 * KVD, k, sizeof(float) * B * KVD);
+      std::memcpy(vc + pos0 * KVD, v, sizeof(float) * B * KVD);
+
+      // One (token, head) pair per work item; token t sees cache rows [0, pos0 + t].
+      pool.run([&](int ti, int nt) {
+        int64_t b, e;
+        platform::ThreadPool::chunk(B * hp.n_head, ti, nt, &b, &e);
+        float* sc = scores + ti * st.n_ctx;
+        for (int64_t w = b; w < e; ++w) {
+          const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
+          const int64_t n_kv = pos0 + t + 1;
+          const float* qh = q + t * QD + hh * hd;
+          for (int64_t j = 0; j < n_kv; ++j) {
+            const float* kj = kc + j * KVD + kvh * hd;
+            float s = 0;
+            for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
+            sc[j] = s * kq_scale;
+          }
+          kernels::softmax(sc, n_kv);
+          float* out = attn + t * QD + hh * hd;
+          std::fill(out, out + hd, 0.0f);
+          for (int64_t j = 0; j < n_kv; ++j) {
+            const float* vj = vc + j * KVD + kvh * hd;
+            const float p = sc[j];
+            for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
+          }
+        }
+      });
+      matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
+      for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
+
+      // Feed-forward block.
+      for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm, h + t * D, D, hp.rms_eps);
+      matmul(L.w_gate.type, L.w_gate.data, F, D, h, B, gate, aq, pool);
+      matmul(L.w_up.type, L.w_up.data, F, D, h, B, up, aq, pool);
+      kernels::swiglu(gate, up, gate, B * F);
+      matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
+      for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
+    }
+
+    // Output head: every token's logits, or only the last one's.
+    const int64_t first = all_logits ? 0 : B - 1;
+    const int64_t n_out = B - first;
+    for (int64_t t = first; t < B; ++t)
+      kernels::rmsnorm(x + t * D, output_norm, h + (t - first) * D, D, hp.rms_eps);
+    matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
+    st.n_past += B;
+  }
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<ArchModel>> load_llama(const format::GgufFile& gguf) {
+  auto m = std::make_unique<Llama>();
+  WeightLoader ld(gguf, "llama");
+  HParams& hp = m->hp;
+  if (Status s = ld.read_common_hparams(hp); !s) return Error{s.error()};
+
+  m->tok_embd = ld.matrix("token_embd.weight", hp.n_embd, hp.n_vocab);
+  m->output_norm = ld.vector("output_norm.weight", hp.n_embd);
+  m->output = gguf.find_tensor("output.weight") ? ld.matrix("output.weight", hp.n_embd, hp.n_vocab)
+                                                : m->tok_embd;  // tied embeddings
+  if (gguf.find_tensor("rope_freqs.weight")) m->rope_freqs = ld.vector("rope_freqs.weight", hp.rot_dim / 2);
+  m->layers.resize(hp.n_layer);
+  for (int64_t i = 0; i < hp.n_layer; ++i) {
+    Layer& L = m->layers[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    L.attn_norm = ld.vector(p + "attn_norm.weight", hp.n_embd);
+    L.wq = ld.matrix(p + "attn_q.weight", hp.n_embd, hp.q_dim());
+    L.wk = ld.matrix(p + "attn_k.weight", hp.n_embd, hp.kv_dim());
+    L.wv = ld.matrix(p + "attn_v.weight", hp.n_embd, hp.kv_dim());
+    L.wo = ld.matrix(p + "attn_output.weight", hp.q_dim(), hp.n_embd);
+    L.ffn_norm = ld.vector(p + "ffn_norm.weight", hp.n_embd);
+    L.w_gate = ld.matrix(p + "ffn_gate.weight", hp.n_embd, hp.n_ff);
+    L.w_up = ld.matrix(p + "ffn_up.weight", hp.n_embd, hp.n_ff);
+    L.w_down = ld.matrix(p + "ffn_down.weight", hp.n_ff, hp.n_embd);
+  }
+  if (Status s = ld.status(); !s) return Error{s.error()};
+  return std::unique_ptr<ArchModel>(std::move(m));
+}
+
+}  // namespace hearth::engine
