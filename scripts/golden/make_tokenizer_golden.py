@@ -12,6 +12,10 @@ every (add_special, parse_special) pair, `ids` is llama_tokenize(). For the ids 
 remove_special=False and unparse_special False / True (base64), and the corpus holds a
 sample of single-token pieces (llama_token_to_piece, lstrip 0, special False / True).
 
+It also writes tests/data/tokenizer/smollm2_pre_variants.json: the same corpus tokenized
+with SmolLM2's vocabulary and merges under other pre-tokenizers (tokenizer.ggml.pre set
+through llama.cpp's kv_overrides), so each pre-tokenizer's splitting is checked too.
+
 Model directory: $HEARTH_MODELS, else ~/.local/share/hearth/models.
 """
 import base64
@@ -31,6 +35,9 @@ MODELS = {
     "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
     "gemma3": "gemma-3-270m-q4_k_m.gguf",
 }
+
+# tokenizer.ggml.pre values checked with SmolLM2's vocabulary besides its own 'smollm'.
+PRE_VARIANTS = ["llama-bpe", "qwen2", "gpt-2", "default", "starcoder"]
 
 
 def corpus():
@@ -182,6 +189,24 @@ def main():
         (OUT / f"{name}.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
         print(f"{name}: {len(cases)} strings, {len(pieces)} pieces")
         del llm
+
+    variants = {}
+    for pre in PRE_VARIANTS:
+        llm = llama_cpp.Llama(model_path=str(MODELS_DIR / MODELS["smollm2"]), vocab_only=True,
+                              verbose=False, kv_overrides={"tokenizer.ggml.pre": pre})
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        variants[pre] = [{"text": b64(t),
+                          "ids_nn": tokenize(vocab, t, False, False),
+                          "ids_ap": tokenize(vocab, t, True, True)} for t in texts]
+        del llm
+    doc = {
+        "generator": "scripts/golden/make_tokenizer_golden.py",
+        "llama_cpp_python_version": llama_cpp.__version__,
+        "model_file": MODELS["smollm2"],
+        "variants": variants,
+    }
+    (OUT / "smollm2_pre_variants.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(f"pre variants: {', '.join(PRE_VARIANTS)}")
 
 
 if __name__ == "__main__":

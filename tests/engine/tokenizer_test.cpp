@@ -459,6 +459,65 @@ void expect_error(const GgufBuilder& b, const std::string& needle) {
   EXPECT_NE(tok.error().find(needle), std::string::npos) << tok.error();
 }
 
+// SmolLM2's vocabulary and merges under other pre-tokenizers, against llama.cpp run with
+// tokenizer.ggml.pre overridden (tests/data/tokenizer/smollm2_pre_variants.json).
+TEST(TokenizerPreVariants, MatchLlamaCppIdForId) {
+  const fs::path path = models_dir() / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " not found (set HEARTH_MODELS)";
+  auto src = format::GgufFile::open(path.string());
+  ASSERT_TRUE(src.has_value()) << src.error();
+  const format::GgufFile& g = **src;
+  std::ifstream in(std::string(HEARTH_TEST_DATA) + "/tokenizer/smollm2_pre_variants.json");
+  ASSERT_TRUE(in.good());
+  const auto golden = nlohmann::json::parse(in);
+
+  auto copy_strings = [&](const char* key) {
+    const auto* v = g.get_string_array(key);
+    return v ? std::vector<std::string>(v->begin(), v->end()) : std::vector<std::string>{};
+  };
+  const auto tokens = copy_strings("tokenizer.ggml.tokens");
+  const auto merges = copy_strings("tokenizer.ggml.merges");
+  const auto types = g.get_i32_array("tokenizer.ggml.token_type").value_or(std::vector<int32_t>{});
+  ASSERT_FALSE(tokens.empty());
+  int total = 0, equal = 0, reported = 0;
+  for (const auto& [pre, cases] : golden["variants"].items()) {
+    GgufBuilder b;
+    b.str("tokenizer.ggml.model", "gpt2")
+        .str("tokenizer.ggml.pre", pre)
+        .strings("tokenizer.ggml.tokens", tokens)
+        .i32s("tokenizer.ggml.token_type", types)
+        .strings("tokenizer.ggml.merges", merges)
+        .boolean("tokenizer.ggml.add_bos_token", g.get_bool("tokenizer.ggml.add_bos_token").value_or(false));
+    for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                            "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"}) {
+      if (auto v = g.get_uint(key)) b.u32(key, static_cast<uint32_t>(*v));
+    }
+    Built keep;
+    auto tok = build(b, keep);
+    ASSERT_TRUE(tok.has_value()) << pre << ": " << tok.error();
+    int n = 0, ok = 0;
+    for (const auto& c : cases) {
+      const std::string text = base64_decode(c["text"].get<std::string>());
+      for (const auto& [key, add, parse] :
+           {std::tuple{"ids_nn", false, false}, std::tuple{"ids_ap", true, true}}) {
+        const auto want = c[key].get<std::vector<int32_t>>();
+        const auto got = (*tok)->encode(text, add, parse);
+        ++n;
+        if (got == want) {
+          ++ok;
+        } else if (reported++ < 12) {
+          ADD_FAILURE() << "pre " << pre << " '" << escape(text) << "'\n  want " << show(want)
+                        << "\n  got  " << show(got);
+        }
+      }
+    }
+    std::printf("[ summary  ] pre %s: %d encodes, %d equal\n", pre.c_str(), n, ok);
+    total += n;
+    equal += ok;
+  }
+  EXPECT_EQ(equal, total);
+}
+
 TEST(TokenizerMetadata, RejectsMissingModel) {
   GgufBuilder b;
   b.strings("tokenizer.ggml.tokens", kBpeTokens);
