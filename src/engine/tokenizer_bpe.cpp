@@ -75,7 +75,10 @@ class BpeTokenizer final : public VocabTokenizer {
  public:
   BpeTokenizer(Vocab vocab, PreConfig cfg, std::unordered_map<uint64_t, Merge> merges)
       : VocabTokenizer(std::move(vocab)), cfg_(std::move(cfg)), merges_(std::move(merges)) {
-    for (int b = 0; b < 256; ++b) byte_token_[b] = vocab_.find(std::string(1, static_cast<char>(b)));
+    for (int b = 0; b < 256; ++b) {
+      byte_token_[b] = vocab_.find(std::string(1, static_cast<char>(b)));
+      image_token_[b] = vocab_.find(unicode::byte_to_unicode(static_cast<uint8_t>(b)));
+    }
   }
 
  protected:
@@ -94,7 +97,7 @@ class BpeTokenizer final : public VocabTokenizer {
       start += len;
       word.clear();
       for (char ch : utf8) word += unicode::byte_to_unicode(static_cast<uint8_t>(ch));
-      encode_word(word, scratch, out);
+      encode_word(utf8, word, scratch, out);
     }
   }
 
@@ -138,7 +141,9 @@ class BpeTokenizer final : public VocabTokenizer {
     std::vector<Bigram> heap;
   };
 
-  void encode_word(const std::string& word, Scratch& s, std::vector<int32_t>& out) const {
+  // `word` is `raw` with each byte replaced by its GPT-2 image (one symbol per byte).
+  void encode_word(const std::string& raw, const std::string& word, Scratch& s,
+                   std::vector<int32_t>& out) const {
     if (word.empty()) return;
     if (cfg_.ignore_merges) {
       if (const int32_t id = vocab_.find(word); id >= 0) {
@@ -148,12 +153,12 @@ class BpeTokenizer final : public VocabTokenizer {
     }
     auto& sym = s.symbols;
     sym.clear();
-    for (size_t off = 0; off < word.size();) {
-      const size_t n = std::min(word.size() - off, unicode::utf8_len(static_cast<uint8_t>(word[off])));
-      const auto idx = static_cast<int32_t>(sym.size());
-      sym.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(n),
-                     vocab_.find(std::string_view(word).substr(off, n)), idx - 1,
-                     off + n == word.size() ? -1 : idx + 1});
+    uint32_t off = 0;
+    for (size_t k = 0; k < raw.size(); ++k) {
+      const auto b = static_cast<uint8_t>(raw[k]);
+      const auto n = static_cast<uint32_t>(unicode::byte_to_unicode(b).size());
+      const auto idx = static_cast<int32_t>(k);
+      sym.push_back({off, n, image_token_[b], idx - 1, k + 1 == raw.size() ? -1 : idx + 1});
       off += n;
     }
 
@@ -202,7 +207,8 @@ class BpeTokenizer final : public VocabTokenizer {
 
   PreConfig cfg_;
   std::unordered_map<uint64_t, Merge> merges_;
-  std::array<int32_t, 256> byte_token_{};
+  std::array<int32_t, 256> byte_token_{};   // token whose text is the raw byte
+  std::array<int32_t, 256> image_token_{};  // token whose text is the byte's GPT-2 image
 };
 
 }  // namespace

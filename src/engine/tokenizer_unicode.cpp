@@ -271,7 +271,15 @@ void append_utf8(std::string& out, uint32_t cpt) {
   }
 }
 
-CptInfo cpt_info(uint32_t cpt) { return CptInfo{category_flag(cpt), is_white_space(cpt)}; }
+CptInfo cpt_info(uint32_t cpt) {
+  static const std::array<CptInfo, 128> ascii = [] {
+    std::array<CptInfo, 128> t{};
+    for (uint32_t c = 0; c < 128; ++c) t[c] = CptInfo{category_flag(c), is_white_space(c)};
+    return t;
+  }();
+  if (cpt < 128) return ascii[cpt];
+  return CptInfo{category_flag(cpt), is_white_space(cpt)};
+}
 
 uint32_t to_lower(uint32_t cpt) {
   if (cpt < 0x80) return (cpt >= 'A' && cpt <= 'Z') ? cpt + 32 : cpt;

@@ -108,7 +108,10 @@ Loaded* load(const std::string& name, const std::string& file) {
   auto gguf = format::GgufFile::open(path.string());
   EXPECT_TRUE(gguf.has_value()) << gguf.error();
   if (!gguf) return nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
   auto tok = Tokenizer::from_gguf(**gguf);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ speed    ] %s: tokenizer loaded in %.0f ms\n", name.c_str(), ms);
   EXPECT_TRUE(tok.has_value()) << tok.error();
   if (!tok) return nullptr;
   std::ifstream in(std::string(HEARTH_TEST_DATA) + "/tokenizer/" + name + ".json");
