@@ -21,32 +21,57 @@ constexpr std::string_view kTokenType = "tokenizer.ggml.token_type";
 // llama.cpp's token types (tokenizer.ggml.token_type) to attributes.
 uint16_t attr_from_type(int32_t type) {
   switch (type) {
-    case 1: return kAttrNormal;
-    case 2: return kAttrUnknown;
-    case 3: return kAttrControl;
-    case 4: return kAttrUserDefined;
-    case 5: return kAttrUnused;
-    case 6: return kAttrByte;
-    default: return kAttrUndefined;
+    case 1:
+      return kAttrNormal;
+    case 2:
+      return kAttrUnknown;
+    case 3:
+      return kAttrControl;
+    case 4:
+      return kAttrUserDefined;
+    case 5:
+      return kAttrUnused;
+    case 6:
+      return kAttrByte;
+    default:
+      return kAttrUndefined;
   }
 }
 
 // Texts llama.cpp takes as end-of-turn / end-of-generation markers when the metadata does
 // not name them.
 constexpr std::string_view kEotTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
-constexpr std::string_view kFimPadTexts[] = {
-    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
-constexpr std::string_view kFimRepTexts[] = {
-    "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"};
+    "<|eot_id|>",        "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|end_of_text|>",   "<EOT>",      "_<EOT>",  "[EOT]",         "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>"};
+constexpr std::string_view kFimPadTexts[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>",
+                                             "[PAD]"};
+constexpr std::string_view kFimRepTexts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
+                                             "<REPO>", "<reponame>"};
 constexpr std::string_view kFimSepTexts[] = {"<|file_sep|>"};
 constexpr std::string_view kEomTexts[] = {"<|eom_id|>"};
-constexpr std::string_view kEogTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~["};
+constexpr std::string_view kEogTexts[] = {"<|eot_id|>",
+                                          "<|im_end|>",
+                                          "<|end|>",
+                                          "<|return|>",
+                                          "<|call|>",
+                                          "<|flush|>",
+                                          "<|calls|>",
+                                          "<end_of_turn>",
+                                          "<|endoftext|>",
+                                          "</s>",
+                                          "<|eom_id|>",
+                                          "<EOT>",
+                                          "_<EOT>",
+                                          "[EOT]",
+                                          "[EOS]",
+                                          "<|end_of_text|>",
+                                          "<end_of_utterance>",
+                                          "<eos>",
+                                          "<turn|>",
+                                          "<|tool_response>",
+                                          "<｜end▁of▁sentence｜>",
+                                          "[e~["};
 
 Status read_special_id(const format::GgufFile& gguf, std::string_view key, size_t n_tokens,
                        int32_t& id) {
@@ -64,11 +89,11 @@ Status read_special_id(const format::GgufFile& gguf, std::string_view key, size_
 
 void build_special_index(Vocab& v) {
   for (int32_t id = 0; id < static_cast<int32_t>(v.text.size()); ++id) {
-    if (v.attr[id] & (kAttrControl | kAttrUserDefined | kAttrUnknown)) v.special_sorted.push_back(id);
+    if (v.attr[id] & (kAttrControl | kAttrUserDefined | kAttrUnknown))
+      v.special_sorted.push_back(id);
   }
-  std::stable_sort(v.special_sorted.begin(), v.special_sorted.end(), [&](int32_t a, int32_t b) {
-    return v.text[a].size() > v.text[b].size();
-  });
+  std::stable_sort(v.special_sorted.begin(), v.special_sorted.end(),
+                   [&](int32_t a, int32_t b) { return v.text[a].size() > v.text[b].size(); });
   v.trie.assign(1, Vocab::TrieNode{});
   for (int32_t id : v.special_sorted) {
     int32_t node = 0;
@@ -96,8 +121,10 @@ Expected<Vocab> load_vocab(const format::GgufFile& gguf, const VocabDefaults& de
   Vocab v;
   const std::vector<std::string_view>* tokens = gguf.get_string_array(kTokens);
   if (!tokens) {
-    return make_error("{}: {} is missing or not an array of strings; the file has no usable "
-                      "vocabulary", gguf.name(), kTokens);
+    return make_error(
+        "{}: {} is missing or not an array of strings; the file has no usable "
+        "vocabulary",
+        gguf.name(), kTokens);
   }
   const size_t n = tokens->size();
   if (n == 0 || n >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
@@ -123,7 +150,8 @@ Expected<Vocab> load_vocab(const format::GgufFile& gguf, const VocabDefaults& de
     auto t = gguf.get_i32_array(kTokenType);
     if (!t) return make_error("{}: {} is not an array of integers", gguf.name(), kTokenType);
     if (t->size() < n) {
-      return make_error("{}: {} has {} entries for {} tokens", gguf.name(), kTokenType, t->size(), n);
+      return make_error("{}: {} has {} entries for {} tokens", gguf.name(), kTokenType, t->size(),
+                        n);
     }
     types = std::move(*t);
   }
@@ -150,9 +178,9 @@ Expected<Vocab> load_vocab(const format::GgufFile& gguf, const VocabDefaults& de
   v.unk = defaults.unk;
   int32_t fim_pad = -1, fim_rep = -1, fim_sep = -1;
   const std::pair<std::string_view, int32_t*> ids[] = {
-      {"tokenizer.ggml.bos_token_id", &v.bos},     {"tokenizer.ggml.eos_token_id", &v.eos},
-      {"tokenizer.ggml.eot_token_id", &v.eot},     {"tokenizer.ggml.eom_token_id", &v.eom},
-      {"tokenizer.ggml.unknown_token_id", &v.unk}, {"tokenizer.ggml.padding_token_id", &v.pad},
+      {"tokenizer.ggml.bos_token_id", &v.bos},       {"tokenizer.ggml.eos_token_id", &v.eos},
+      {"tokenizer.ggml.eot_token_id", &v.eot},       {"tokenizer.ggml.eom_token_id", &v.eom},
+      {"tokenizer.ggml.unknown_token_id", &v.unk},   {"tokenizer.ggml.padding_token_id", &v.pad},
       {"tokenizer.ggml.fim_pad_token_id", &fim_pad}, {"tokenizer.ggml.fim_rep_token_id", &fim_rep},
       {"tokenizer.ggml.fim_sep_token_id", &fim_sep},
   };

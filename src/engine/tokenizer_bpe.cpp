@@ -217,8 +217,10 @@ Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const format::GgufFile& 
   const std::string pre(gguf.get_string("tokenizer.ggml.pre").value_or(""));
   std::optional<PreConfig> cfg = pre_config(pre);
   if (!cfg) {
-    return make_error("{}: unknown pre-tokenizer '{}' (tokenizer.ggml.pre); supported include "
-                      "default, gpt-2, llama-bpe, qwen2, smollm", gguf.name(), pre);
+    return make_error(
+        "{}: unknown pre-tokenizer '{}' (tokenizer.ggml.pre); supported include "
+        "default, gpt-2, llama-bpe, qwen2, smollm",
+        gguf.name(), pre);
   }
   VocabDefaults defaults;
   defaults.bos = 11;  // llama.cpp's defaults for BPE vocabularies
@@ -232,8 +234,10 @@ Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const format::GgufFile& 
 
   const std::vector<std::string_view>* lines = gguf.get_string_array("tokenizer.ggml.merges");
   if (!lines) {
-    return make_error("{}: tokenizer.ggml.merges is missing or not an array of strings; a gpt2 "
-                      "tokenizer needs its merges", gguf.name());
+    return make_error(
+        "{}: tokenizer.ggml.merges is missing or not an array of strings; a gpt2 "
+        "tokenizer needs its merges",
+        gguf.name());
   }
   std::unordered_map<uint64_t, Merge> merges;
   merges.reserve(lines->size());
@@ -241,14 +245,18 @@ Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const format::GgufFile& 
     const std::string_view line = (*lines)[i];
     const size_t space = line.size() > 1 ? line.find(' ', 1) : std::string_view::npos;
     if (space == std::string_view::npos) {
-      return make_error("{}: tokenizer.ggml.merges[{}] = '{}' is not two tokens separated by a "
-                        "space", gguf.name(), i, line);
+      return make_error(
+          "{}: tokenizer.ggml.merges[{}] = '{}' is not two tokens separated by a "
+          "space",
+          gguf.name(), i, line);
     }
     const std::string_view left = line.substr(0, space), right = line.substr(space + 1);
     const int32_t l = vocab->find(left), r = vocab->find(right);
     if (l < 0 || r < 0) {
-      return make_error("{}: tokenizer.ggml.merges[{}] = '{}' names '{}', which is not in the "
-                        "vocabulary", gguf.name(), i, line, l < 0 ? left : right);
+      return make_error(
+          "{}: tokenizer.ggml.merges[{}] = '{}' names '{}', which is not in the "
+          "vocabulary",
+          gguf.name(), i, line, l < 0 ? left : right);
     }
     const int32_t result = vocab->find(std::string(left) + std::string(right));
     merges.emplace(pair_key(l, r), Merge{static_cast<int32_t>(i), result});

@@ -43,7 +43,8 @@ class SpmTokenizer final : public VocabTokenizer {
     std::vector<Symbol> sym;
     sym.reserve(text.size());
     for (size_t off = 0; off < text.size();) {
-      const size_t n = std::min(text.size() - off, unicode::utf8_len(static_cast<uint8_t>(text[off])));
+      const size_t n =
+          std::min(text.size() - off, unicode::utf8_len(static_cast<uint8_t>(text[off])));
       const auto idx = static_cast<int32_t>(sym.size());
       sym.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(n), idx - 1,
                      off + n == text.size() ? -1 : idx + 1});

@@ -16,30 +16,47 @@ bool is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
 bool is_white_space(uint32_t c) {
   // Unicode White_Space (PropList.txt), the set llama.cpp's tables use.
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 uint8_t category_flag(uint32_t cpt) {
   if (cpt > 0x10FFFF) return kUndefined;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cpt))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
       return kLetter;
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
       return kMark;
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
       return kNumber;
-    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
-    case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
     case UTF8PROC_CATEGORY_PO:
       return kPunct;
-    case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC: case UTF8PROC_CATEGORY_SK:
+    case UTF8PROC_CATEGORY_SM:
+    case UTF8PROC_CATEGORY_SC:
+    case UTF8PROC_CATEGORY_SK:
     case UTF8PROC_CATEGORY_SO:
       return kSymbol;
-    case UTF8PROC_CATEGORY_ZS: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
       return kSeparator;
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
     case UTF8PROC_CATEGORY_CO:
       return kControl;
     default:
@@ -112,7 +129,8 @@ void split_gpt2(Segment& s) {
       continue;
     }
     const CptInfo f2 = c == ' ' ? s.info(pos + 1) : s.info(pos);
-    if (is_letter(f2) || is_number(f2) || is_other(f2)) {  //  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+
+    if (is_letter(f2) || is_number(f2) ||
+        is_other(f2)) {  //  ?\p{L}+ |  ?\p{N}+ |  ?[^\s\p{L}\p{N}]+
       const auto same = is_letter(f2) ? is_letter : is_number(f2) ? is_number : is_other;
       pos += (c == ' ');
       while (same(s.info(pos))) ++pos;
@@ -289,9 +307,7 @@ uint32_t to_lower(uint32_t cpt) {
 
 const std::string& byte_to_unicode(uint8_t byte) { return byte_map().to_unicode[byte]; }
 
-int unicode_to_byte(uint32_t cpt) {
-  return cpt < 512 ? byte_map().from_unicode[cpt] : -1;
-}
+int unicode_to_byte(uint32_t cpt) { return cpt < 512 ? byte_map().from_unicode[cpt] : -1; }
 
 std::vector<size_t> split(const std::vector<uint32_t>& cpts, const std::vector<size_t>& segments,
                           SplitPass pass) {
@@ -301,9 +317,15 @@ std::vector<size_t> split(const std::vector<uint32_t>& cpts, const std::vector<s
   for (size_t len : segments) {
     Segment s{cpts, start, start + len, out, start};
     switch (pass) {
-      case SplitPass::kGpt2: split_gpt2(s); break;
-      case SplitPass::kLlama3: split_llama3(s, 3); break;
-      case SplitPass::kQwen2: split_llama3(s, 1); break;
+      case SplitPass::kGpt2:
+        split_gpt2(s);
+        break;
+      case SplitPass::kLlama3:
+        split_llama3(s, 3);
+        break;
+      case SplitPass::kQwen2:
+        split_llama3(s, 1);
+        break;
       case SplitPass::kEachNumber:
         split_matches(s, [](const Segment& g, size_t p) -> size_t { return is_number(g.info(p)); });
         break;

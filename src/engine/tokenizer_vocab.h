@@ -53,7 +53,7 @@ struct Vocab {
   std::vector<int32_t> special_sorted;
   // Trie over the special texts, to find which of them occur in a text in one pass.
   struct TrieNode {
-    int32_t token = -1;  // special token ending here
+    int32_t token = -1;                             // special token ending here
     std::vector<std::pair<uint8_t, int32_t>> next;  // sorted by byte
   };
   std::vector<TrieNode> trie;

@@ -3,7 +3,6 @@
 #include "engine/tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -11,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace hearth::engine {
@@ -53,8 +53,11 @@ bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   while (i < s.size()) {
     const uint8_t b = p[i];
-    int len = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3
-                                                        : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+    int len = b < 0x80                   ? 1
+              : (b >= 0xC2 && b <= 0xDF) ? 2
+              : (b >= 0xE0 && b <= 0xEF) ? 3
+              : (b >= 0xF0 && b <= 0xF4) ? 4
+                                         : 0;
     if (len == 0 || i + len > s.size()) return false;
     uint32_t cpt = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
     for (int k = 1; k < len; ++k) {
@@ -110,7 +113,8 @@ Loaded* load(const std::string& name, const std::string& file) {
   if (!gguf) return nullptr;
   const auto t0 = std::chrono::steady_clock::now();
   auto tok = Tokenizer::from_gguf(**gguf);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ speed    ] %s: tokenizer loaded in %.0f ms\n", name.c_str(), ms);
   EXPECT_TRUE(tok.has_value()) << tok.error();
   if (!tok) return nullptr;
@@ -138,8 +142,9 @@ class TokenizerGolden : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
     m_ = load(GetParam().name, GetParam().file);
-    if (!m_) GTEST_SKIP() << GetParam().file << " not found in " << models_dir()
-                          << " (set HEARTH_MODELS; scripts/fetch_models.py fetches it)";
+    if (!m_)
+      GTEST_SKIP() << GetParam().file << " not found in " << models_dir()
+                   << " (set HEARTH_MODELS; scripts/fetch_models.py fetches it)";
   }
   Loaded* m_ = nullptr;
 };
@@ -201,7 +206,8 @@ TEST_P(TokenizerGolden, DecodeMatchesLlamaCpp) {
   int n = 0, equal = 0, reported = 0;
   for (const auto& c : m_->golden["cases"]) {
     const auto ids = c["ids_ap"].get<std::vector<int32_t>>();
-    for (const auto& [key, special] : {std::pair{"detok", false}, std::pair{"detok_special", true}}) {
+    for (const auto& [key, special] :
+         {std::pair{"detok", false}, std::pair{"detok_special", true}}) {
       const std::string want = base64_decode(c[key].get<std::string>());
       const std::string got = tok.decode(ids, special);
       ++n;
@@ -216,14 +222,13 @@ TEST_P(TokenizerGolden, DecodeMatchesLlamaCpp) {
   for (const auto& p : m_->golden["pieces"]) {
     const int32_t id = p["id"].get<int32_t>();
     ++n;
-    const bool ok = tok.token_to_piece(id, false) == base64_decode(p["piece"].get<std::string>()) &&
-                    tok.token_to_piece(id, true) ==
-                        base64_decode(p["piece_special"].get<std::string>());
+    const bool ok =
+        tok.token_to_piece(id, false) == base64_decode(p["piece"].get<std::string>()) &&
+        tok.token_to_piece(id, true) == base64_decode(p["piece_special"].get<std::string>());
     equal += ok;
     if (!ok && reported++ < 16) {
-      ADD_FAILURE() << GetParam().name << " piece of " << id << " '"
-                    << escape(tok.token_text(id)) << "': got '"
-                    << escape(tok.token_to_piece(id, true)) << "'";
+      ADD_FAILURE() << GetParam().name << " piece of " << id << " '" << escape(tok.token_text(id))
+                    << "': got '" << escape(tok.token_to_piece(id, true)) << "'";
     }
   }
   std::printf("[ summary  ] %s: %d decodes and pieces, %d equal\n", GetParam().name, n, equal);
@@ -237,7 +242,8 @@ TEST_P(TokenizerGolden, RoundTripsValidUtf8) {
     const std::string text = base64_decode(c["text"].get<std::string>());
     if (!valid_utf8(text)) continue;
     // SentencePiece reads a literal U+2581 back as a space.
-    if (GetParam().model == std::string_view("llama") && text.find("\xE2\x96\x81") != std::string::npos)
+    if (GetParam().model == std::string_view("llama") &&
+        text.find("\xE2\x96\x81") != std::string::npos)
       continue;
     ++n;
     EXPECT_EQ(tok.decode(tok.encode(text, false, false), false), text) << escape(text);
@@ -270,7 +276,8 @@ TEST_P(TokenizerGolden, InvalidUtf8NeverCrashes) {
 TEST_P(TokenizerGolden, StreamDecoderHoldsBackSplitCharacters) {
   const Tokenizer& tok = *m_->tok;
   // Rare characters (Egyptian hieroglyph, plane-16 private use) fall back to byte tokens.
-  const std::string text = "Family: 👨‍👩‍👧‍👦, flags 🇫🇷, 日本語, 𓀀𓀁 \U0010FFFD and 😀!";
+  const std::string text =
+      "Family: 👨‍👩‍👧‍👦, flags 🇫🇷, 日本語, 𓀀𓀁 \U0010FFFD and 😀!";
   const auto ids = tok.encode(text, false, false);
   StreamDecoder dec(tok);
   std::string out;
@@ -490,7 +497,8 @@ TEST(TokenizerPreVariants, MatchLlamaCppIdForId) {
         .strings("tokenizer.ggml.tokens", tokens)
         .i32s("tokenizer.ggml.token_type", types)
         .strings("tokenizer.ggml.merges", merges)
-        .boolean("tokenizer.ggml.add_bos_token", g.get_bool("tokenizer.ggml.add_bos_token").value_or(false));
+        .boolean("tokenizer.ggml.add_bos_token",
+                 g.get_bool("tokenizer.ggml.add_bos_token").value_or(false));
     for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                             "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"}) {
       if (auto v = g.get_uint(key)) b.u32(key, static_cast<uint32_t>(*v));
