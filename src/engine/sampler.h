@@ -34,11 +34,11 @@ namespace hearth::engine {
 
 struct SamplerParams {
   float temp = 0.8f;
-  int top_k = 40;            // <= 0: off
-  float top_p = 0.95f;       // >= 1: off
-  float min_p = 0.05f;       // <= 0: off
-  float repeat_penalty = 1.0f;   // 1: off; applied to tokens in the last repeat_last_n
-  int repeat_last_n = 64;        // 0: no penalties; < 0: every token since reset()
+  int top_k = 40;               // <= 0: off
+  float top_p = 0.95f;          // >= 1: off
+  float min_p = 0.05f;          // <= 0: off
+  float repeat_penalty = 1.0f;  // 1: off; applied to tokens in the last repeat_last_n
+  int repeat_last_n = 64;       // 0: no penalties; < 0: every token since reset()
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
   uint64_t seed = 0;
@@ -65,8 +65,8 @@ class Sampler {
   SamplerParams params_;
   int32_t n_vocab_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> history_;      // ring of the last repeat_last_n tokens
-  std::vector<int32_t> counts_;       // occurrences per token within the ring
+  std::vector<int32_t> history_;                       // ring of the last repeat_last_n tokens
+  std::vector<int32_t> counts_;                        // occurrences per token within the ring
   std::vector<std::pair<float, int32_t>> candidates_;  // [n_vocab] scratch
   size_t history_pos_ = 0;
   size_t history_len_ = 0;

@@ -183,7 +183,8 @@ TEST(StopMatcher, Utf8StopString) {
 }
 
 TEST(StopMatcher, EveryEmittedChunkIsCompleteUtf8) {
-  const std::string text = "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD\xE6\x96\x87";
+  const std::string text =
+      "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD\xE6\x96\x87";
   for (size_t step = 1; step <= 4; ++step) {
     StopMatcher m({"\xF0\x9F\x98\x81"});  // shares a 3-byte prefix with the emoji in text
     std::string out;

@@ -37,8 +37,8 @@ TEST(ThreadPool, EveryIndexRunsOncePerRun) {
       });
       EXPECT_EQ(bad_nt.load(), 0);
       for (int i = 0; i < nt; ++i) {
-        EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "nt " << nt << " run " << run
-                                                         << " index " << i;
+        EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1)
+            << "nt " << nt << " run " << run << " index " << i;
       }
     }
   }
