@@ -970,8 +970,9 @@ Value make_globals() {
     }
     return Value::make_list(std::move(out));
   });
-  def("namespace", [](Interpreter&, CallArgs& a) {
+  def("namespace", [](Interpreter& in, CallArgs& a) {
     Value ns = Value::make_namespace();
+    in.track_namespace(ns);
     for (const auto& p : a.pos) {
       if (p.kind != Kind::Dict) fail("namespace() positional argument must be a dict");
       for (const auto& [k, v] : p.dict->items) ns.dict->set(k, v);

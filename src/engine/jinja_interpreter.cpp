@@ -21,6 +21,19 @@ void Frame::set(const std::string& name, Value v) {
 
 Interpreter::Interpreter(Limits limits) : limits_(limits), globals_(make_globals()) {}
 
+Interpreter::~Interpreter() {
+  for (auto& ns : namespaces_) ns->items.clear();
+}
+
+// Macros and `caller` hold their defining scope weakly: the scope holds them, and a strong
+// reference back would be a cycle that never frees.
+static std::shared_ptr<Frame> lock_scope(const std::weak_ptr<Frame>& scope,
+                                         const std::string& name) {
+  auto f = scope.lock();
+  if (!f) fail("'" + name + "' called after the scope that defined it ended");
+  return f;
+}
+
 Interpreter::DepthGuard::DepthGuard(Interpreter& in) : in_(in) {
   if (++in_.depth_ > in_.limits_.max_depth) fail("template evaluation nested too deeply");
 }
@@ -119,10 +132,11 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
       CallArgs args;
       for (const auto& a : call_expr.items) args.pos.push_back(eval(*a));
       for (const auto& [k, a] : call_expr.kwargs) args.kw.emplace_back(k, eval(*a));
-      auto closure = frame_;
+      std::weak_ptr<Frame> scope = frame_;
       const Stmt* stmt = &s;
       args.kw.emplace_back(
-          "caller", Value::callable("caller", [closure, stmt](Interpreter& in, CallArgs& ca) {
+          "caller", Value::callable("caller", [scope, stmt](Interpreter& in, CallArgs& ca) {
+            auto closure = lock_scope(scope, "caller");
             auto saved = in.frame_;
             in.frame_ = std::make_shared<Frame>();
             in.frame_->parent = closure;
@@ -234,10 +248,11 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, std::string& out) {
 }
 
 Value Interpreter::make_macro(const Stmt& s) {
-  auto closure = frame_;
+  std::weak_ptr<Frame> scope = frame_;
   const Stmt* stmt = &s;
-  return Value::callable(s.text, [closure, stmt](Interpreter& in, CallArgs& args) {
+  return Value::callable(s.text, [scope, stmt](Interpreter& in, CallArgs& args) {
     DepthGuard guard(in);
+    auto closure = lock_scope(scope, stmt->text);
     if (args.pos.size() > stmt->params.size())
       fail("macro '" + stmt->text + "' takes not more than " +
            std::to_string(stmt->params.size()) + " argument(s)");

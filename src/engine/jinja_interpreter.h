@@ -43,6 +43,10 @@ class Interpreter {
   void step();                        // counts one unit of work against max_steps
   void check_size(size_t bytes) const;  // fails when a string would exceed the limit
   int line() const { return line_; }
+  // Namespaces can hold themselves (`set ns.me = ns`); the interpreter empties every
+  // namespace it created when it is destroyed, so such cycles do not leak.
+  void track_namespace(const Value& ns) { namespaces_.push_back(ns.dict); }
+  ~Interpreter();
 
  private:
   enum class Flow { Normal, Break, Continue };
@@ -61,6 +65,7 @@ class Interpreter {
   Value binary(const std::string& op, const Expr& e);
 
   Limits limits_;
+  std::vector<std::shared_ptr<DictObj>> namespaces_;
   std::shared_ptr<Frame> frame_;
   Value globals_;
   uint64_t steps_ = 0;

@@ -11,6 +11,26 @@ namespace hearth::engine::jinja {
 
 void fail(const std::string& message) { throw JinjaError(message); }
 
+namespace {
+// Guards recursion over values: a namespace can contain itself.
+thread_local int value_depth = 0;
+struct ValueDepth {
+  ValueDepth() {
+    if (++value_depth > 200) {
+      --value_depth;
+      fail("value nested too deeply (does it contain itself?)");
+    }
+  }
+  ~ValueDepth() { --value_depth; }
+};
+
+// repr/json text of one value; shared lists make far larger text than memory they occupy.
+constexpr size_t kMaxText = 64u << 20;
+void check_text(const std::string& s) {
+  if (s.size() > kMaxText) fail("value too large to convert to text");
+}
+}  // namespace
+
 Value Value::undefined(std::string name) {
   Value v;
   v.s = std::move(name);
@@ -165,6 +185,7 @@ bool truthy(const Value& v) {
 }
 
 bool equals(const Value& a, const Value& b) {
+  ValueDepth guard;
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::Float || b.kind == Kind::Float) return a.as_double() == b.as_double();
     return (a.kind == Kind::Bool ? a.b : a.i) == (b.kind == Kind::Bool ? b.b : b.i);
@@ -196,6 +217,7 @@ bool equals(const Value& a, const Value& b) {
 }
 
 int compare(const Value& a, const Value& b) {
+  ValueDepth guard;
   if (a.is_number() && b.is_number()) {
     if (a.kind != Kind::Float && b.kind != Kind::Float) {
       int64_t x = a.kind == Kind::Bool ? a.b : a.i, y = b.kind == Kind::Bool ? b.b : b.i;
@@ -279,6 +301,7 @@ static std::string repr_string(const std::string& s) {
 }
 
 std::string to_repr(const Value& v) {
+  ValueDepth guard;
   switch (v.kind) {
     case Kind::String: return repr_string(v.s);
     case Kind::List: {
@@ -287,6 +310,7 @@ std::string to_repr(const Value& v) {
       for (size_t k = 0; k < items.size(); ++k) {
         if (k) out += ", ";
         out += to_repr(items[k]);
+        check_text(out);
       }
       if (v.list->tuple && items.size() == 1) out += ",";
       out += v.list->tuple ? ")" : "]";
@@ -299,6 +323,7 @@ std::string to_repr(const Value& v) {
         if (!first) out += ", ";
         first = false;
         out += to_repr(k) + ": " + to_repr(val);
+        check_text(out);
       }
       return out + "}";
     }
@@ -355,7 +380,8 @@ static void json_string(std::string& out, const std::string& s) {
 
 static void json_value(std::string& out, const Value& v, int indent, int level,
                        std::string_view item_sep, std::string_view key_sep, bool sort_keys) {
-  if (level > 256) fail("tojson: value nested too deeply");
+  if (level > 200) fail("tojson: value nested too deeply (does it contain itself?)");
+  check_text(out);
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';

@@ -161,6 +161,15 @@ TEST(ChatTemplate, DeepNestingIsAnErrorNotACrash) {
   EXPECT_NE(out.error().find("nested too deeply"), std::string::npos) << out.error();
 }
 
+TEST(ChatTemplate, SelfContainingNamespaceIsAnErrorNotACrash) {
+  auto out = render("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}");
+  ASSERT_FALSE(out.has_value());
+  EXPECT_NE(out.error().find("nested too deeply"), std::string::npos) << out.error();
+  auto ok = render("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns.me.me.a }}");
+  ASSERT_TRUE(ok.has_value()) << ok.error();
+  EXPECT_EQ(*ok, "1");
+}
+
 TEST(ChatTemplate, RenderIsRepeatableAndIndependent) {
   auto t = ChatTemplate::parse("{% set ns = namespace(n=0) %}{% set ns.n = ns.n + 1 %}{{ ns.n }}");
   ASSERT_TRUE(t.has_value());
