@@ -43,8 +43,7 @@ Expected<std::string> ChatTemplate::render(const nlohmann::json& context) const 
 }
 
 Expected<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages,
-                                          bool add_generation_prompt,
-                                          std::string_view bos_token,
+                                          bool add_generation_prompt, std::string_view bos_token,
                                           std::string_view eos_token) const {
   nlohmann::ordered_json ctx;
   ctx["messages"] = nlohmann::ordered_json::array();

@@ -9,11 +9,10 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "platform/status.h"
 
@@ -36,9 +35,8 @@ class ChatTemplate {
   // (tool schemas) come out in insertion order, as in Python. nlohmann::json sorts keys.
   Expected<std::string> render(const nlohmann::ordered_json& context) const;
   // The usual call: messages + add_generation_prompt + bos/eos token texts.
-  Expected<std::string> apply(const std::vector<ChatMessage>& messages,
-                              bool add_generation_prompt, std::string_view bos_token,
-                              std::string_view eos_token) const;
+  Expected<std::string> apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                              std::string_view bos_token, std::string_view eos_token) const;
 
   struct Impl;
 

@@ -49,15 +49,15 @@ struct Stmt;
 using Body = std::vector<std::unique_ptr<Stmt>>;
 
 enum class StmtKind {
-  Text,        // text
-  Output,      // {{ expr }}
-  If,          // conds[k] -> bodies[k]; else_body
-  For,         // targets in expr [if cond] body else_body
-  Set,         // targets (or ns_attr on targets[0]) = expr
-  SetBlock,    // targets[0] = rendered body
-  Macro,       // name(params = defaults) body
-  CallBlock,   // {% call(params) expr %} body
-  FilterBlock, // {% filter expr %} body (expr is a Filter on a placeholder)
+  Text,         // text
+  Output,       // {{ expr }}
+  If,           // conds[k] -> bodies[k]; else_body
+  For,          // targets in expr [if cond] body else_body
+  Set,          // targets (or ns_attr on targets[0]) = expr
+  SetBlock,     // targets[0] = rendered body
+  Macro,        // name(params = defaults) body
+  CallBlock,    // {% call(params) expr %} body
+  FilterBlock,  // {% filter expr %} body (expr is a Filter on a placeholder)
   Break,
   Continue,
 };

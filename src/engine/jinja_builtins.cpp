@@ -364,15 +364,17 @@ Value dict_method(const Value& obj, const std::string& name) {
   return Value();  // not a method: fall back to item lookup
 }
 
-void slice_indices(int64_t len, const Value& start, const Value& stop,
-                                    const Value& step_v, std::vector<int64_t>& out) {
+void slice_indices(int64_t len, const Value& start, const Value& stop, const Value& step_v,
+                   std::vector<int64_t>& out) {
   int64_t step = step_v.is_none() ? 1 : as_int(step_v, "slice step");
   if (step == 0) fail("slice step cannot be zero");
   auto norm = [&](const Value& v, int64_t dflt) -> int64_t {
     if (v.is_none()) return dflt;
     int64_t x = as_int(v, "slice index");
-    if (x < 0) x = std::max<int64_t>(x + len, step < 0 ? -1 : 0);
-    else x = std::min<int64_t>(x, step < 0 ? len - 1 : len);
+    if (x < 0)
+      x = std::max<int64_t>(x + len, step < 0 ? -1 : 0);
+    else
+      x = std::min<int64_t>(x, step < 0 ? len - 1 : len);
     return x;
   };
   int64_t b = norm(start, step < 0 ? len - 1 : 0);
@@ -387,8 +389,10 @@ void slice_indices(int64_t len, const Value& start, const Value& stop,
 
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return {};
-    case Kind::List: return v.list->items;
+    case Kind::Undefined:
+      return {};
+    case Kind::List:
+      return v.list->items;
     case Kind::Dict: {
       std::vector<Value> keys;
       for (const auto& [k, val] : v.dict->items) keys.push_back(k);
@@ -403,13 +407,15 @@ std::vector<Value> iterate(const Value& v) {
       }
       return out;
     }
-    default: fail("'" + type_name(v) + "' object is not iterable");
+    default:
+      fail("'" + type_name(v) + "' object is not iterable");
   }
 }
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
-    case Kind::Undefined: return false;
+    case Kind::Undefined:
+      return false;
     case Kind::String:
       if (item.kind != Kind::String)
         fail("'in <string>' requires string as left operand, not " + type_name(item));
@@ -418,15 +424,19 @@ bool contains(const Value& container, const Value& item) {
       for (const auto& x : container.list->items)
         if (equals(x, item)) return true;
       return false;
-    case Kind::Dict: return container.dict->find(item) != nullptr;
-    default: fail("argument of type '" + type_name(container) + "' is not iterable");
+    case Kind::Dict:
+      return container.dict->find(item) != nullptr;
+    default:
+      fail("argument of type '" + type_name(container) + "' is not iterable");
   }
 }
 
 Value get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind) {
-    case Kind::Undefined: fail_undefined(obj);
-    case Kind::String: return string_method(obj, name);
+    case Kind::Undefined:
+      fail_undefined(obj);
+    case Kind::String:
+      return string_method(obj, name);
     case Kind::Dict: {
       Value m = dict_method(obj, name);
       if (!m.is_undefined()) return m;
@@ -437,8 +447,8 @@ Value get_attr(const Value& obj, const std::string& name) {
       if (const Value* v = obj.dict->find(std::string_view(name))) return *v;
       return Value::undefined("'Namespace object' has no attribute '" + name + "'");
     case Kind::List: {
-      static const char* kMutators[] = {"append", "extend", "insert", "pop", "remove",
-                                        "sort",   "reverse", "clear"};
+      static const char* kMutators[] = {"append", "extend", "insert",  "pop",
+                                        "remove", "sort",   "reverse", "clear"};
       for (const char* m : kMutators)
         if (name == m) fail("access to attribute '" + name + "' of 'list' object is unsafe");
       return Value::undefined("'" + object_desc(obj) + "' has no attribute '" + name + "'");
@@ -450,7 +460,8 @@ Value get_attr(const Value& obj, const std::string& name) {
 
 Value get_item(const Value& obj, const Value& key) {
   switch (obj.kind) {
-    case Kind::Undefined: fail_undefined(obj);
+    case Kind::Undefined:
+      fail_undefined(obj);
     case Kind::Dict:
       if (const Value* v = obj.dict->find(key)) return *v;
       if (key.kind == Kind::String) {
@@ -528,12 +539,17 @@ Value resolve_attribute(const Value& item, const std::string& path) {
 
 int64_t length_of(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return 0;
-    case Kind::String: return static_cast<int64_t>(utf8_length(v.s));
-    case Kind::List: return static_cast<int64_t>(v.list->items.size());
+    case Kind::Undefined:
+      return 0;
+    case Kind::String:
+      return static_cast<int64_t>(utf8_length(v.s));
+    case Kind::List:
+      return static_cast<int64_t>(v.list->items.size());
     case Kind::Dict:
-    case Kind::Namespace: return static_cast<int64_t>(v.dict->items.size());
-    default: fail("object of type '" + type_name(v) + "' has no len()");
+    case Kind::Namespace:
+      return static_cast<int64_t>(v.dict->items.size());
+    default:
+      fail("object of type '" + type_name(v) + "' has no len()");
   }
 }
 
@@ -559,24 +575,34 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 std::string indent(const std::string& s, const Value* width, bool first, bool blank) {
-  std::string ind =
-      width && width->kind == Kind::String ? width->s
-                                           : std::string(static_cast<size_t>(std::clamp<int64_t>(
-                                                             width ? as_int(*width, "width") : 4,
-                                                             0, 1024)),
-                                                         ' ');
+  std::string ind = width && width->kind == Kind::String
+                        ? width->s
+                        : std::string(static_cast<size_t>(std::clamp<int64_t>(
+                                          width ? as_int(*width, "width") : 4, 0, 1024)),
+                                      ' ');
   std::string text = s + "\n";
   std::vector<std::string> lines;
   size_t b = 0;
@@ -630,8 +656,7 @@ Value select_items(Interpreter& in, const Value& v, CallArgs& args, bool keep, b
 std::vector<Value> sorted(std::vector<Value> items, bool reverse, bool case_sensitive,
                           const std::string& attribute) {
   auto key = [&](const Value& v) {
-    return lower_if_string(attribute.empty() ? v : resolve_attribute(v, attribute),
-                           case_sensitive);
+    return lower_if_string(attribute.empty() ? v : resolve_attribute(v, attribute), case_sensitive);
   };
   std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
     return reverse ? compare(key(b), key(a)) < 0 : compare(key(a), key(b)) < 0;
@@ -679,9 +704,9 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Cal
     const Value* ind = args.get(0, "indent");
     const Value* seps = args.get(2, "separators");
     bool sort_keys = flag(args, 3, "sort_keys", false);
-    int indent_n = ind && !ind->is_none() ? static_cast<int>(std::clamp<int64_t>(
-                                                 as_int(*ind, "indent"), 0, 64))
-                                          : -1;
+    int indent_n = ind && !ind->is_none()
+                       ? static_cast<int>(std::clamp<int64_t>(as_int(*ind, "indent"), 0, 64))
+                       : -1;
     std::string item_sep = indent_n >= 0 ? "," : ", ", key_sep = ": ";
     if (seps && !seps->is_none()) {
       if (seps->kind != Kind::List || seps->list->items.size() != 2)
@@ -881,12 +906,13 @@ Value apply_filter(Interpreter& in, const std::string& name, const Value& v, Cal
     return total;
   }
   if (f == "min" || f == "max") {
-    std::vector<Value> items = sorted(iterate(v), false, flag(args, 0, "case_sensitive", false),
-                                      "");
+    std::vector<Value> items =
+        sorted(iterate(v), false, flag(args, 0, "case_sensitive", false), "");
     if (items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
     return f == "min" ? items.front() : items.back();
   }
-  if (f == "wordcount") return Value::integer(static_cast<int64_t>(split(str_of(v), nullptr, -1).size()));
+  if (f == "wordcount")
+    return Value::integer(static_cast<int64_t>(split(str_of(v), nullptr, -1).size()));
   fail("unknown filter '" + f + "'");
 }
 
@@ -963,8 +989,7 @@ Value make_globals() {
     std::vector<Value> out;
     for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
       if (out.size() >= in.limits().max_range)
-        fail("range() too large (more than " + std::to_string(in.limits().max_range) +
-             " items)");
+        fail("range() too large (more than " + std::to_string(in.limits().max_range) + " items)");
       out.push_back(Value::integer(k));
       if ((step > 0 && k > INT64_MAX - step) || (step < 0 && k < INT64_MIN - step)) break;
     }

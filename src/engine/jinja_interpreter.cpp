@@ -77,8 +77,7 @@ Interpreter::Flow Interpreter::exec(const Body& body, std::string& out) {
   return Flow::Normal;
 }
 
-static void assign_targets(Frame& frame, const std::vector<std::string>& targets,
-                           const Value& v) {
+static void assign_targets(Frame& frame, const std::vector<std::string>& targets, const Value& v) {
   if (targets.size() == 1) {
     frame.set(targets[0], v);
     return;
@@ -96,7 +95,9 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
   step();
   line_ = s.line;
   switch (s.kind) {
-    case StmtKind::Text: append(out, s.text); return Flow::Normal;
+    case StmtKind::Text:
+      append(out, s.text);
+      return Flow::Normal;
     case StmtKind::Output: {
       Value v = eval(*s.expr);
       append(out, to_str(v));
@@ -106,7 +107,8 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
       for (size_t k = 0; k < s.conds.size(); ++k)
         if (truthy(eval(*s.conds[k]))) return exec(s.bodies[k], out);
       return exec(s.else_body, out);
-    case StmtKind::For: return exec_for(s, out);
+    case StmtKind::For:
+      return exec_for(s, out);
     case StmtKind::Set: {
       Value v = eval(*s.expr);
       if (!s.text.empty()) {  // {% set ns.attr = v %}
@@ -125,7 +127,9 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
       frame_->set(s.targets[0], Value::string(std::move(text)));
       return Flow::Normal;
     }
-    case StmtKind::Macro: frame_->set(s.text, make_macro(s)); return Flow::Normal;
+    case StmtKind::Macro:
+      frame_->set(s.text, make_macro(s));
+      return Flow::Normal;
     case StmtKind::CallBlock: {
       const Expr& call_expr = *s.expr;
       Value fn = eval(*call_expr.a);
@@ -143,8 +147,9 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
             for (size_t k = 0; k < stmt->params.size(); ++k) {
               const Value* a = ca.get(k, stmt->params[k].first);
               in.frame_->set(stmt->params[k].first,
-                             a ? *a : (stmt->params[k].second ? in.eval(*stmt->params[k].second)
-                                                              : Value::undefined()));
+                             a ? *a
+                               : (stmt->params[k].second ? in.eval(*stmt->params[k].second)
+                                                         : Value::undefined()));
             }
             std::string text;
             try {
@@ -177,8 +182,10 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& s, std::string& out) {
       append(out, to_str(v));
       return Flow::Normal;
     }
-    case StmtKind::Break: return Flow::Break;
-    case StmtKind::Continue: return Flow::Continue;
+    case StmtKind::Break:
+      return Flow::Break;
+    case StmtKind::Continue:
+      return Flow::Continue;
   }
   return Flow::Normal;
 }
@@ -224,12 +231,11 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, std::string& out) {
       d.set(Value::string("length"), Value::integer(n));
       d.set(Value::string("depth"), Value::integer(1));
       d.set(Value::string("depth0"), Value::integer(0));
-      d.set(Value::string("previtem"),
-            k > 0 ? (*items_ptr)[static_cast<size_t>(k - 1)]
-                  : Value::undefined("'loop.previtem' is undefined"));
-      d.set(Value::string("nextitem"),
-            k + 1 < n ? (*items_ptr)[static_cast<size_t>(k + 1)]
-                      : Value::undefined("'loop.nextitem' is undefined"));
+      d.set(Value::string("previtem"), k > 0 ? (*items_ptr)[static_cast<size_t>(k - 1)]
+                                             : Value::undefined("'loop.previtem' is undefined"));
+      d.set(Value::string("nextitem"), k + 1 < n
+                                           ? (*items_ptr)[static_cast<size_t>(k + 1)]
+                                           : Value::undefined("'loop.nextitem' is undefined"));
       d.set(Value::string("cycle"), Value::callable("cycle", [k](Interpreter&, CallArgs& a) {
               if (a.pos.empty()) fail("no items for cycling given");
               return a.pos[static_cast<size_t>(k) % a.pos.size()];
@@ -254,8 +260,8 @@ Value Interpreter::make_macro(const Stmt& s) {
     DepthGuard guard(in);
     auto closure = lock_scope(scope, stmt->text);
     if (args.pos.size() > stmt->params.size())
-      fail("macro '" + stmt->text + "' takes not more than " +
-           std::to_string(stmt->params.size()) + " argument(s)");
+      fail("macro '" + stmt->text + "' takes not more than " + std::to_string(stmt->params.size()) +
+           " argument(s)");
     auto saved = in.frame_;
     in.frame_ = std::make_shared<Frame>();
     in.frame_->parent = closure;
@@ -300,8 +306,8 @@ namespace {
 [[noreturn]] void bad_operands(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined() && !a.s.empty()) fail(a.s);
   if (b.is_undefined() && !b.s.empty()) fail(b.s);
-  fail("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" +
-       type_name(b) + "'");
+  fail("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) +
+       "'");
 }
 
 bool is_intlike(const Value& v) { return v.kind == Kind::Int || v.kind == Kind::Bool; }
@@ -431,8 +437,10 @@ Value Interpreter::eval(const Expr& e) {
   DepthGuard guard(*this);
   line_ = e.line;
   switch (e.kind) {
-    case ExprKind::Const: return e.value;
-    case ExprKind::Name: return lookup(e.name);
+    case ExprKind::Const:
+      return e.value;
+    case ExprKind::Name:
+      return lookup(e.name);
     case ExprKind::List:
     case ExprKind::Tuple: {
       std::vector<Value> items;
@@ -449,8 +457,10 @@ Value Interpreter::eval(const Expr& e) {
       }
       return d;
     }
-    case ExprKind::GetAttr: return get_attr(eval(*e.a), e.name);
-    case ExprKind::GetItem: return get_item(eval(*e.a), eval(*e.b));
+    case ExprKind::GetAttr:
+      return get_attr(eval(*e.a), e.name);
+    case ExprKind::GetItem:
+      return get_item(eval(*e.a), eval(*e.b));
     case ExprKind::Slice: {
       Value obj = eval(*e.a);
       Value parts[3];
@@ -497,18 +507,24 @@ Value Interpreter::eval(const Expr& e) {
       if (!v.is_number()) fail("bad operand type for unary +: '" + type_name(v) + "'");
       return v.kind == Kind::Bool ? Value::integer(v.b) : v;
     }
-    case ExprKind::Not: return Value::boolean(!truthy(eval(*e.a)));
-    case ExprKind::Binary: return binary(e.name, e);
+    case ExprKind::Not:
+      return Value::boolean(!truthy(eval(*e.a)));
+    case ExprKind::Binary:
+      return binary(e.name, e);
     case ExprKind::Compare: {
       Value left = eval(*e.a);
       for (size_t k = 0; k < e.ops.size(); ++k) {
         Value right = eval(*e.items[k]);
         const std::string& op = e.ops[k];
         bool r;
-        if (op == "==") r = equals(left, right);
-        else if (op == "!=") r = !equals(left, right);
-        else if (op == "in") r = contains(right, left);
-        else if (op == "notin") r = !contains(right, left);
+        if (op == "==")
+          r = equals(left, right);
+        else if (op == "!=")
+          r = !equals(left, right);
+        else if (op == "in")
+          r = contains(right, left);
+        else if (op == "notin")
+          r = !contains(right, left);
         else {
           int c = compare(left, right);
           r = op == "<" ? c < 0 : op == "<=" ? c <= 0 : op == ">" ? c > 0 : c >= 0;
@@ -521,8 +537,9 @@ Value Interpreter::eval(const Expr& e) {
     case ExprKind::CondExpr:
       if (truthy(eval(*e.a))) return eval(*e.b);
       if (e.c) return eval(*e.c);
-      return Value::undefined("the inline if-expression evaluated to false and no else section "
-                              "was defined");
+      return Value::undefined(
+          "the inline if-expression evaluated to false and no else section "
+          "was defined");
   }
   fail("unknown expression");
 }

@@ -40,7 +40,7 @@ class Interpreter {
   Value eval(const Expr& e);
   Value call(const Value& fn, CallArgs& args);
   const Limits& limits() const { return limits_; }
-  void step();                        // counts one unit of work against max_steps
+  void step();                          // counts one unit of work against max_steps
   void check_size(size_t bytes) const;  // fails when a string would exceed the limit
   int line() const { return line_; }
   // Namespaces can hold themselves (`set ns.me = ns`); the interpreter empties every
@@ -78,7 +78,7 @@ Value get_attr(const Value& obj, const std::string& name);  // a.name (methods f
 Value get_item(const Value& obj, const Value& key);         // a[key]
 Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
 bool contains(const Value& container, const Value& item);  // item in container
-std::vector<Value> iterate(const Value& v);                 // for x in v
+std::vector<Value> iterate(const Value& v);                // for x in v
 Value apply_filter(Interpreter& in, const std::string& name, const Value& v, CallArgs& args);
 bool apply_test(Interpreter& in, const std::string& name, const Value& v, CallArgs& args);
 Value make_globals();  // range, namespace, dict, raise_exception, strftime_now

@@ -85,20 +85,47 @@ std::string unescape(std::string_view body, int line) {
       return v;
     };
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'v': out += '\v'; break;
-      case '\n': break;
-      case '0': out += '\0'; break;
-      case 'x': append_utf8(out, hex(2)); break;
-      case 'u': append_utf8(out, hex(4)); break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case '\n':
+        break;
+      case '0':
+        out += '\0';
+        break;
+      case 'x':
+        append_utf8(out, hex(2));
+        break;
+      case 'u':
+        append_utf8(out, hex(4));
+        break;
       case 'U': {
         uint32_t cp = hex(8);
         if (cp > 0x10FFFF) fail("line " + std::to_string(line) + ": \\U escape out of range");
@@ -165,8 +192,7 @@ class Lexer {
 
   size_t find_tag(size_t pos) const {
     for (size_t k = s_.find('{', pos); k != std::string::npos; k = s_.find('{', k + 1)) {
-      if (k + 1 < s_.size() && (s_[k + 1] == '{' || s_[k + 1] == '%' || s_[k + 1] == '#'))
-        return k;
+      if (k + 1 < s_.size() && (s_[k + 1] == '{' || s_[k + 1] == '%' || s_[k + 1] == '#')) return k;
     }
     return std::string::npos;
   }
@@ -174,8 +200,10 @@ class Lexer {
   // After an end marker: `-` strips all following whitespace, plain strips one newline.
   size_t after_end(size_t k, char sign, bool& line_starting) {
     size_t end = k;
-    if (sign == '-') end = skip_ws(s_, k);
-    else if (sign != '+' && k < s_.size() && s_[k] == '\n') end = k + 1;
+    if (sign == '-')
+      end = skip_ws(s_, k);
+    else if (sign != '+' && k < s_.size() && s_[k] == '\n')
+      end = k + 1;
     line_starting = end > 0 && s_[end - 1] == '\n';
     line_ += count_lines(std::string_view(s_).substr(k, end - k));
     return end;
@@ -273,9 +301,9 @@ class Lexer {
         line_ += count_lines(body);
         k = e + 1;
       } else {
-        static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "/", "*",
-                                     "%",  "~",  "<",  ">",  "(",  ")",  "[", "]", "{", "}",
-                                     ",",  ".",  ":",  "|",  "=",  ";"};
+        static const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "/",
+                                     "*",  "%",  "~",  "<",  ">",  "(",  ")", "[", "]",
+                                     "{",  "}",  ",",  ".",  ":",  "|",  "=", ";"};
         const char* op = nullptr;
         for (const char* o : kOps)
           if (s_.compare(k, std::char_traits<char>::length(o), o) == 0) {
@@ -306,8 +334,8 @@ class Lexer {
     };
     digits();
     bool is_float = false;
-    bool after_dot = !tokens_.empty() && tokens_.back().type == TokType::Op &&
-                     tokens_.back().text == ".";
+    bool after_dot =
+        !tokens_.empty() && tokens_.back().type == TokType::Op && tokens_.back().text == ".";
     if (!after_dot && e + 1 < s_.size() && s_[e] == '.' &&
         std::isdigit(static_cast<unsigned char>(s_[e + 1]))) {
       ++e;

@@ -58,16 +58,22 @@ class Parser {
     return next().text;
   }
   void expect_block_end() {
-    if (peek().type != TokType::BlockEnd) error("expected end of tag '%}', got " + describe(peek()));
+    if (peek().type != TokType::BlockEnd)
+      error("expected end of tag '%}', got " + describe(peek()));
     next();
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case TokType::Eof: return "end of template";
-      case TokType::BlockEnd: return "'%}'";
-      case TokType::VarEnd: return "'}}'";
-      case TokType::String: return "a string";
-      default: return "'" + t.text + "'";
+      case TokType::Eof:
+        return "end of template";
+      case TokType::BlockEnd:
+        return "'%}'";
+      case TokType::VarEnd:
+        return "'}}'";
+      case TokType::String:
+        return "a string";
+      default:
+        return "'" + t.text + "'";
     }
   }
 
@@ -403,9 +409,12 @@ class Parser {
     switch (tok.type) {
       case TokType::Name: {
         const std::string& n = tok.text;
-        if (n == "true" || n == "True") e->value = Value::boolean(true);
-        else if (n == "false" || n == "False") e->value = Value::boolean(false);
-        else if (n == "none" || n == "None") e->value = Value::none();
+        if (n == "true" || n == "True")
+          e->value = Value::boolean(true);
+        else if (n == "false" || n == "False")
+          e->value = Value::boolean(false);
+        else if (n == "none" || n == "None")
+          e->value = Value::none();
         else {
           e->kind = ExprKind::Name;
           e->name = n;
@@ -481,7 +490,8 @@ class Parser {
           return e;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     error("unexpected " + describe(tok) + " in expression");
   }
@@ -592,8 +602,8 @@ class Parser {
         if (is_op("(")) {
           parse_args(*t);
         } else if ((peek().type == TokType::Name || peek().type == TokType::String ||
-                    peek().type == TokType::Int || peek().type == TokType::Float ||
-                    is_op("(") || is_op("[") || is_op("{")) &&
+                    peek().type == TokType::Int || peek().type == TokType::Float || is_op("(") ||
+                    is_op("[") || is_op("{")) &&
                    !is_name("else") && !is_name("or") && !is_name("and")) {
           ExprPtr arg = parse_primary();
           t->items.push_back(parse_postfix(std::move(arg)));

@@ -95,16 +95,21 @@ Value Value::callable(std::string name, std::function<Value(Interpreter&, CallAr
 Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
   if (depth > 128) fail("context value nested too deeply");
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return none();
-    case nlohmann::ordered_json::value_t::boolean: return boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       auto u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return number(static_cast<double>(u));
       return integer(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float: return number(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       for (const auto& e : j) items.push_back(from_json(e, depth + 1));
@@ -116,7 +121,8 @@ Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
         d.dict->set(string(it.key()), from_json(it.value(), depth + 1));
       return d;
     }
-    default: return none();
+    default:
+      return none();
   }
 }
 
@@ -156,16 +162,26 @@ const Value* CallArgs::get(size_t index, std::string_view name) const {
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return "Undefined";
-    case Kind::None: return "NoneType";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::String: return "str";
-    case Kind::List: return v.list->tuple ? "tuple" : "list";
-    case Kind::Dict: return "dict";
-    case Kind::Namespace: return "Namespace";
-    case Kind::Callable: return "function";
+    case Kind::Undefined:
+      return "Undefined";
+    case Kind::None:
+      return "NoneType";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::List:
+      return v.list->tuple ? "tuple" : "list";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Namespace:
+      return "Namespace";
+    case Kind::Callable:
+      return "function";
   }
   return "object";
 }
@@ -173,14 +189,22 @@ std::string type_name(const Value& v) {
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Kind::Undefined:
-    case Kind::None: return false;
-    case Kind::Bool: return v.b;
-    case Kind::Int: return v.i != 0;
-    case Kind::Float: return v.f != 0.0;
-    case Kind::String: return !v.s.empty();
-    case Kind::List: return !v.list->items.empty();
-    case Kind::Dict: return !v.dict->items.empty();
-    default: return true;
+    case Kind::None:
+      return false;
+    case Kind::Bool:
+      return v.b;
+    case Kind::Int:
+      return v.i != 0;
+    case Kind::Float:
+      return v.f != 0.0;
+    case Kind::String:
+      return !v.s.empty();
+    case Kind::List:
+      return !v.list->items.empty();
+    case Kind::Dict:
+      return !v.dict->items.empty();
+    default:
+      return true;
   }
 }
 
@@ -193,8 +217,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Kind::Undefined:
-    case Kind::None: return true;
-    case Kind::String: return a.s == b.s;
+    case Kind::None:
+      return true;
+    case Kind::String:
+      return a.s == b.s;
     case Kind::List: {
       if (a.list->tuple != b.list->tuple) return false;
       const auto& x = a.list->items;
@@ -212,7 +238,8 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    default: return a.dict == b.dict && a.fn == b.fn;
+    default:
+      return a.dict == b.dict && a.fn == b.fn;
   }
 }
 
@@ -239,8 +266,7 @@ int compare(const Value& a, const Value& b) {
     }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) +
-       "'");
+  fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
 std::string float_repr(double v) {
@@ -283,11 +309,16 @@ static std::string repr_string(const std::string& s) {
   if (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) quote = '"';
   std::string out(1, quote);
   for (unsigned char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == static_cast<unsigned char>(quote)) out += std::string("\\") + quote;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == static_cast<unsigned char>(quote))
+      out += std::string("\\") + quote;
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       char b[8];
       std::snprintf(b, sizeof(b), "\\x%02x", c);
@@ -303,7 +334,8 @@ static std::string repr_string(const std::string& s) {
 std::string to_repr(const Value& v) {
   ValueDepth guard;
   switch (v.kind) {
-    case Kind::String: return repr_string(v.s);
+    case Kind::String:
+      return repr_string(v.s);
     case Kind::List: {
       const auto& items = v.list->items;
       std::string out = v.list->tuple ? "(" : "[";
@@ -337,20 +369,29 @@ std::string to_repr(const Value& v) {
       }
       return out + "}>";
     }
-    default: return to_str(v);
+    default:
+      return to_str(v);
   }
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Kind::Undefined: return "";
-    case Kind::None: return "None";
-    case Kind::Bool: return v.b ? "True" : "False";
-    case Kind::Int: return std::to_string(v.i);
-    case Kind::Float: return float_repr(v.f);
-    case Kind::String: return v.s;
-    case Kind::Callable: return "<function " + v.fn->name + ">";
-    default: return to_repr(v);
+    case Kind::Undefined:
+      return "";
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return v.b ? "True" : "False";
+    case Kind::Int:
+      return std::to_string(v.i);
+    case Kind::Float:
+      return float_repr(v.f);
+    case Kind::String:
+      return v.s;
+    case Kind::Callable:
+      return "<function " + v.fn->name + ">";
+    default:
+      return to_repr(v);
   }
 }
 
@@ -358,13 +399,27 @@ static void json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char b[8];
@@ -388,15 +443,26 @@ static void json_value(std::string& out, const Value& v, int indent, int level,
     out.append(static_cast<size_t>(indent) * static_cast<size_t>(lvl), ' ');
   };
   switch (v.kind) {
-    case Kind::None: out += "null"; return;
-    case Kind::Bool: out += v.b ? "true" : "false"; return;
-    case Kind::Int: out += std::to_string(v.i); return;
-    case Kind::Float:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
-      else out += float_repr(v.f);
+    case Kind::None:
+      out += "null";
       return;
-    case Kind::String: json_string(out, v.s); return;
+    case Kind::Bool:
+      out += v.b ? "true" : "false";
+      return;
+    case Kind::Int:
+      out += std::to_string(v.i);
+      return;
+    case Kind::Float:
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f < 0 ? "-Infinity" : "Infinity";
+      else
+        out += float_repr(v.f);
+      return;
+    case Kind::String:
+      json_string(out, v.s);
+      return;
     case Kind::List: {
       const auto& items = v.list->items;
       if (items.empty()) {
@@ -430,11 +496,16 @@ static void json_value(std::string& out, const Value& v, int indent, int level,
         first = false;
         newline(level + 1);
         const Value& k = e->first;
-        if (k.kind == Kind::String) json_string(out, k.s);
-        else if (k.kind == Kind::None) out += "\"null\"";
-        else if (k.kind == Kind::Bool) out += k.b ? "\"true\"" : "\"false\"";
-        else if (k.kind == Kind::Int || k.kind == Kind::Float) out += "\"" + to_str(k) + "\"";
-        else fail("tojson: keys must be str, int, float, bool or None, not " + type_name(k));
+        if (k.kind == Kind::String)
+          json_string(out, k.s);
+        else if (k.kind == Kind::None)
+          out += "\"null\"";
+        else if (k.kind == Kind::Bool)
+          out += k.b ? "\"true\"" : "\"false\"";
+        else if (k.kind == Kind::Int || k.kind == Kind::Float)
+          out += "\"" + to_str(k) + "\"";
+        else
+          fail("tojson: keys must be str, int, float, bool or None, not " + type_name(k));
         out += key_sep;
         json_value(out, e->second, indent, level + 1, item_sep, key_sep, sort_keys);
       }
@@ -442,12 +513,13 @@ static void json_value(std::string& out, const Value& v, int indent, int level,
       out += '}';
       return;
     }
-    default: fail("Object of type " + type_name(v) + " is not JSON serializable");
+    default:
+      fail("Object of type " + type_name(v) + " is not JSON serializable");
   }
 }
 
-std::string to_json(const Value& v, int indent, std::string_view item_sep,
-                    std::string_view key_sep, bool sort_keys) {
+std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep,
+                    bool sort_keys) {
   std::string out;
   json_value(out, v, indent, 0, item_sep, key_sep, sort_keys);
   return out;
@@ -491,8 +563,7 @@ bool is_py_space(uint32_t cp) {
     return true;
   if (cp < 0x80) return false;
   auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
-         cat == UTF8PROC_CATEGORY_ZP;
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
 uint32_t to_upper_cp(uint32_t cp) {

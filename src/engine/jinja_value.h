@@ -9,13 +9,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace hearth::engine::jinja {
 
@@ -90,7 +89,7 @@ struct CallArgs {
   const Value* get(size_t index, std::string_view name) const;
 };
 
-std::string type_name(const Value& v);       // Python type name: 'str', 'int', 'NoneType' ...
+std::string type_name(const Value& v);        // Python type name: 'str', 'int', 'NoneType' ...
 bool truthy(const Value& v);                  // Python bool()
 bool equals(const Value& a, const Value& b);  // Python ==
 int compare(const Value& a, const Value& b);  // Python <, as -1/0/1; fails on mixed types
@@ -98,8 +97,8 @@ std::string to_str(const Value& v);           // Python str()
 std::string to_repr(const Value& v);          // Python repr()
 std::string float_repr(double v);             // Python repr(float)
 // json.dumps(v, ensure_ascii=false, indent=indent, separators=..., sort_keys=...).
-std::string to_json(const Value& v, int indent, std::string_view item_sep,
-                    std::string_view key_sep, bool sort_keys);
+std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep,
+                    bool sort_keys);
 
 // UTF-8 helpers: strings index by code point as in Python.
 std::vector<uint32_t> decode_utf8(std::string_view s);

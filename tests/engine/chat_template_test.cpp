@@ -33,8 +33,8 @@ TEST(ChatTemplate, MatchesJinja2Golden) {
   int checked = 0, errors = 0;
   for (const auto& c : golden["cases"]) {
     std::string tname = c["template"].get<std::string>();
-    std::string source = c.contains("source") ? c["source"].get<std::string>()
-                                              : read_file(kDir + tname + ".jinja");
+    std::string source =
+        c.contains("source") ? c["source"].get<std::string>() : read_file(kDir + tname + ".jinja");
     ASSERT_FALSE(source.empty()) << tname;
     std::string label = tname + " / " + c["case"].get<std::string>();
     auto tpl = ChatTemplate::parse(source);
@@ -128,8 +128,8 @@ TEST(ChatTemplate, TypeErrorsAreErrors) {
 }
 
 TEST(ChatTemplate, EndlessLoopsHitTheStepLimit) {
-  auto out = render(
-      "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}");
+  auto out =
+      render("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}");
   ASSERT_FALSE(out.has_value());
   EXPECT_NE(out.error().find("step limit"), std::string::npos) << out.error();
 }
@@ -151,8 +151,8 @@ TEST(ChatTemplate, ExponentialStringsHitTheSizeLimit) {
 
 TEST(ChatTemplate, DeepNestingIsAnErrorNotACrash) {
   std::string deep(5000, '(');
-  EXPECT_FALSE(ChatTemplate::parse("{{ " + deep + "1" + std::string(5000, ')') + " }}")
-                   .has_value());
+  EXPECT_FALSE(
+      ChatTemplate::parse("{{ " + deep + "1" + std::string(5000, ')') + " }}").has_value());
   std::string ifs;
   for (int k = 0; k < 1000; ++k) ifs += "{% if true %}";
   EXPECT_FALSE(ChatTemplate::parse(ifs).has_value());
