@@ -63,13 +63,22 @@ N_GEN = 64
 LOGITS_CASE_MAX_TOKENS = 40
 
 
-def chat_prompt_from_template(model_path: Path, user_text: str) -> str:
-    """Render the model's own chat template (ChatML for SmolLM2) for one user turn."""
+def chat_prompt_from_template(model_path: Path, user_text: str, system: str | None = None) -> str:
+    """Render the model's own chat template (ChatML for SmolLM2) for one user turn;
+    system=None leaves the system turn to the template (SmolLM2's adds its own)."""
     r = gguf.GGUFReader(str(model_path))
     tmpl = r.fields["tokenizer.chat_template"].contents()
     env = jinja2.Environment()
-    return env.from_string(tmpl).render(
-        messages=[{"role": "user", "content": user_text}], add_generation_prompt=True)
+    msgs = ([] if system is None else [{"role": "system", "content": system}]) + \
+        [{"role": "user", "content": user_text}]
+    return env.from_string(tmpl).render(messages=msgs, add_generation_prompt=True)
+
+
+# System prompt for the `hearth run` Paris test. With the template's default system
+# prompt the Q4_1 SmolLM2 is at a near-tie on the first answer token ("The" vs "L",
+# gap 0.09) and llama.cpp answers "L'Étoile, la Cité, ..."; with this one every
+# greedy step up to "Paris" has a top-2 gap >= 1.38, so a correct runtime says Paris.
+RUN_PARIS_SYSTEM = "You are a helpful assistant. Answer in one sentence."
 
 
 def sha256(path: Path) -> str:
@@ -188,11 +197,25 @@ def main() -> int:
                                   "logits": [round(float(first[i]), 5) for i in top]},
             "numpy_reference_argmax_agrees": sum(agree),
             "numpy_reference_first_disagreement": (agree.index(0) if 0 in agree else None),
+            "numpy_reference_disagreements": [
+                {"step": i, "llama_cpp_top2_margin": round(margins[i], 4)}
+                for i, a in enumerate(agree) if not a],
         }
         result["prompts"].append(entry)
         print(f"{name}: {len(ids)} prompt ids, first_eog={first_eog}, "
               f"ref agrees {sum(agree)}/{N_GEN}, min margin {min(margins):.3f}")
         print("   ", repr(entry["generated_text"][:160]))
+
+    # Evidence for the `hearth run` test's choice of system prompt.
+    result["run_paris"] = []
+    for system in (None, RUN_PARIS_SYSTEM):
+        text = chat_prompt_from_template(model, "What is the capital of France?", system)
+        ids = llm.tokenize(text.encode(), add_bos=True, special=True)
+        gen, margins, _ = greedy(llm, ids, 16)
+        answer = llm.detokenize(gen, special=True).decode("utf-8", "replace")
+        result["run_paris"].append({"system": system, "answer_16_tokens": answer,
+                                    "step_top2_margins": [round(m, 4) for m in margins]})
+        print("run_paris", repr(system), repr(answer), [round(m, 2) for m in margins[:8]])
 
     # Logits cases: prompt + greedy continuation (so the logits test also covers
     # positions the greedy test goes through), capped in length, plus a short one.
