@@ -1,5 +1,7 @@
 #include "platform/thread_pool.h"
 
+#include <sched.h>
+
 #include <fstream>
 #include <set>
 #include <string>
@@ -85,17 +87,26 @@ void ThreadPool::worker(int index) {
 }
 
 int physical_core_count() {
-  // Count distinct (physical id, core id) pairs; fall back to hardware_concurrency.
+  // Distinct (physical id, core id) pairs in /proc/cpuinfo, capped by the CPUs this
+  // process may run on (affinity mask, e.g. taskset or a container's cpuset).
   std::ifstream in("/proc/cpuinfo");
   std::set<std::pair<std::string, std::string>> cores;
   std::string line, phys = "0";
   while (std::getline(in, line)) {
-    auto val = [&] { auto p = line.find(':'); return p == std::string::npos ? std::string() : line.substr(p + 2); };
+    auto val = [&] {
+      const auto p = line.find(':');
+      return p == std::string::npos || p + 2 > line.size() ? std::string() : line.substr(p + 2);
+    };
     if (line.rfind("physical id", 0) == 0) phys = val();
     if (line.rfind("core id", 0) == 0) cores.insert({phys, val()});
   }
   int n = static_cast<int>(cores.size());
   if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int allowed = CPU_COUNT(&set);
+    if (allowed > 0 && allowed < n) n = allowed;
+  }
   return n < 1 ? 1 : n;
 }
 
