@@ -52,7 +52,8 @@ void SamplingFlags::add(CLI::App* cmd, int64_t default_max_tokens) {
   cmd->add_option("--seed", seed, "Random seed (default: random); same seed and input give the same output");
   cmd->add_option("-n,--max-tokens", gen.max_tokens, "Most tokens to generate; -1 = until the context is full")
       ->capture_default_str();
-  cmd->add_option("--stop", gen.stop, "Stop when this text appears (repeatable)");
+  cmd->add_option("--stop", gen.stop, "Stop when this text appears (repeat the flag for several)")
+      ->allow_extra_args(false);
 }
 
 Status SamplingFlags::validate() {
