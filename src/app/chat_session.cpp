@@ -59,25 +59,39 @@ Expected<engine::GenerateResult> ChatSession::send(const std::string& user_text,
   int64_t reserve = std::max<int64_t>(1, n_ctx / 4);
   if (options_.generate.max_tokens >= 0) reserve = std::min(reserve, options_.generate.max_tokens);
   Expected<std::vector<int32_t>> prompt = tokenize_prompt();
-  for (;;) {
-    if (!prompt) {
+  if (!prompt) {
+    messages_.pop_back();
+    return Error{prompt.error()};
+  }
+  if (static_cast<int64_t>(prompt->size()) + reserve > n_ctx) {
+    // First check that the new message fits at all, without losing anything.
+    std::vector<engine::ChatMessage> kept;
+    kept.swap(messages_);
+    if (!options_.system_prompt.empty()) messages_.push_back(kept.front());
+    messages_.push_back(kept.back());
+    auto alone = tokenize_prompt();
+    messages_.swap(kept);
+    if (!alone || static_cast<int64_t>(alone->size()) + reserve > n_ctx) {
       messages_.pop_back();
-      return Error{prompt.error()};
+      if (!alone) return Error{alone.error()};
+      return make_error("the message is {} tokens, too long for the context of {} (with {} kept for the answer); shorten it or raise --ctx",
+                        alone->size(), n_ctx, reserve);
     }
-    if (static_cast<int64_t>(prompt->size()) + reserve <= n_ctx) break;
+  }
+  while (static_cast<int64_t>(prompt->size()) + reserve > n_ctx) {
     // Drop the oldest non-system exchange, keeping the newest user message.
     auto first = std::find_if(messages_.begin(), messages_.end(),
                               [](const engine::ChatMessage& m) { return m.role != "system"; });
-    if (first == messages_.end() || first == messages_.end() - 1) {
-      messages_.pop_back();
-      return make_error("the message is {} tokens, too long for the context of {} (with {} kept for the answer); shorten it or raise --ctx",
-                        prompt->size(), n_ctx, reserve);
-    }
+    if (first >= messages_.end() - 1) break;  // cannot happen: the message alone fits
     auto last = first + 1;
     if (last != messages_.end() - 1 && last->role == "assistant") ++last;
     dropped_ += last - first;
     messages_.erase(first, last);
     prompt = tokenize_prompt();
+    if (!prompt) {
+      messages_.pop_back();
+      return Error{prompt.error()};
+    }
   }
   auto res = engine::generate(*ctx_, *prompt, options_.generate, on_text, cancel);
   if (!res) {
