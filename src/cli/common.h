@@ -52,5 +52,6 @@ void register_generate(CLI::App& app, int& exit_code);
 void register_tokenize(CLI::App& app, int& exit_code);
 void register_info(CLI::App& app, int& exit_code);
 void register_eval(CLI::App& app, int& exit_code);
+void register_bench(CLI::App& app, int& exit_code);
 
 }  // namespace hearth::cli

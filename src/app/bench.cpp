@@ -1,0 +1,162 @@
+#include "app/bench.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <random>
+
+#include "kernels/type_kernels.h"
+#include "platform/thread_pool.h"
+
+namespace hearth::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+BenchStat make_stat(std::string name, int64_t n_tokens) {
+  BenchStat s;
+  s.name = std::move(name);
+  s.n_tokens = n_tokens;
+  return s;
+}
+
+// Sum of n 64-bit words; integer adds so the compiler vectorizes the loop and the loads,
+// not the arithmetic, set the speed.
+uint64_t read_sum(const uint64_t* p, int64_t n) {
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a += p[i];
+    b += p[i + 1];
+    c += p[i + 2];
+    d += p[i + 3];
+  }
+  for (; i < n; ++i) a += p[i];
+  return a + b + c + d;
+}
+
+}  // namespace
+
+void mean_stddev(const std::vector<double>& v, double* mean, double* stddev) {
+  *mean = 0;
+  *stddev = 0;
+  if (v.empty()) return;
+  for (double x : v) *mean += x;
+  *mean /= static_cast<double>(v.size());
+  if (v.size() < 2) return;
+  double ss = 0;
+  for (double x : v) ss += (x - *mean) * (x - *mean);
+  *stddev = std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p,
+                                const std::function<void(const std::string&)>& progress) {
+  if (p.n_prompt < 0 || p.n_gen < 0) return make_error("token counts must not be negative");
+  if (p.n_prompt == 0 && p.n_gen == 0) return make_error("nothing to measure: both -p and -n are 0");
+  if (p.reps < 1 || p.reps > 1000) return make_error("--reps {} is out of range (1 to 1000)", p.reps);
+  const engine::HParams& hp = model.hparams();
+  engine::ContextParams cp;
+  cp.n_ctx = std::max<int64_t>(p.n_prompt, p.n_gen);
+  cp.n_batch = std::max<int64_t>(p.n_prompt, 1);  // the whole prompt in one forward call
+  cp.n_threads = p.n_threads;
+  if (cp.n_ctx > hp.n_ctx_train)
+    return make_error("{} tokens do not fit in this model's training context ({})", cp.n_ctx,
+                      hp.n_ctx_train);
+  auto ctx = engine::Context::create(model, cp);
+  if (!ctx) return Error{ctx.error()};
+  engine::Context& c = **ctx;
+
+  std::mt19937_64 rng(p.seed);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(hp.n_vocab - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(p.n_prompt));
+  for (int32_t& t : prompt) t = tok(rng);
+  std::vector<int32_t> one(1, tok(rng));
+
+  BenchResult r;
+  r.n_threads = c.n_threads();
+  r.isa = kernels::kernels_isa();
+  auto say = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+
+  // Warm-up: touches the weights (page cache -> memory) and wakes the thread pool.
+  if (Status s = c.eval(one); !s) return Error{s.error()};
+  c.truncate(0);
+
+  if (p.n_prompt > 0) {
+    BenchStat st = make_stat(fmt::format("pp{}", p.n_prompt), p.n_prompt);
+    for (int rep = 0; rep < p.reps; ++rep) {
+      c.truncate(0);
+      const auto t0 = Clock::now();
+      if (Status s = c.eval(prompt); !s) return Error{s.error()};
+      st.tokens_per_s.push_back(static_cast<double>(p.n_prompt) / seconds_since(t0));
+      say(fmt::format("{} rep {}/{}: {:.1f} t/s", st.name, rep + 1, p.reps, st.tokens_per_s.back()));
+    }
+    mean_stddev(st.tokens_per_s, &st.mean, &st.stddev);
+    r.tests.push_back(std::move(st));
+  }
+  if (p.n_gen > 0) {
+    BenchStat st = make_stat(fmt::format("tg{}", p.n_gen), p.n_gen);
+    for (int rep = 0; rep < p.reps; ++rep) {
+      c.truncate(0);
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < p.n_gen; ++i)
+        if (Status s = c.eval(one); !s) return Error{s.error()};
+      st.tokens_per_s.push_back(static_cast<double>(p.n_gen) / seconds_since(t0));
+      say(fmt::format("{} rep {}/{}: {:.1f} t/s", st.name, rep + 1, p.reps, st.tokens_per_s.back()));
+    }
+    mean_stddev(st.tokens_per_s, &st.mean, &st.stddev);
+    r.tests.push_back(std::move(st));
+  }
+  return r;
+}
+
+Expected<BandwidthResult> measure_read_bandwidth(int n_threads, int64_t bytes, int passes) {
+  if (n_threads < 0 || n_threads > 1024) return make_error("thread count {} is out of range", n_threads);
+  if (bytes < (1 << 20)) return make_error("buffer of {} bytes is too small to measure memory", bytes);
+  if (passes < 1) return make_error("need at least one pass");
+  const int nt = n_threads == 0 ? platform::physical_core_count() : n_threads;
+  const int64_t n = bytes / 8;
+  std::unique_ptr<uint64_t[]> buf(new (std::nothrow) uint64_t[static_cast<size_t>(n)]);
+  if (!buf) return make_error("out of memory allocating {} MiB for the bandwidth probe", bytes >> 20);
+  platform::ThreadPool pool(nt);
+  // Each thread writes (faults in) the part it will read, so pages sit near their reader.
+  pool.run([&](int ti, int k) {
+    int64_t b, e;
+    platform::ThreadPool::chunk(n, ti, k, &b, &e);
+    for (int64_t i = b; i < e; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+  });
+  BandwidthResult r;
+  r.n_threads = nt;
+  r.bytes = n * 8;
+  std::vector<uint64_t> sums(static_cast<size_t>(nt));
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto t0 = Clock::now();
+    pool.run([&](int ti, int k) {
+      int64_t b, e;
+      platform::ThreadPool::chunk(n, ti, k, &b, &e);
+      sums[static_cast<size_t>(ti)] += read_sum(buf.get() + b, e - b);
+    });
+    r.gb_per_s.push_back(static_cast<double>(r.bytes) / seconds_since(t0) / 1e9);
+  }
+  uint64_t all = 0;
+  for (uint64_t s : sums) all += s;
+  // The sum is checked so the reads cannot be optimised away.
+  const uint64_t expect = static_cast<uint64_t>(passes) * (static_cast<uint64_t>(n) * (n - 1) / 2);
+  if (all != expect) return make_error("bandwidth probe read back wrong data (memory error?)");
+  double sd = 0;
+  mean_stddev(r.gb_per_s, &r.mean, &sd);
+  r.best = *std::max_element(r.gb_per_s.begin(), r.gb_per_s.end());
+  return r;
+}
+
+}  // namespace hearth::app
