@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-  libpcre2-dev libutf8proc-dev python3 python3-venv python3-pip
+  libpcre2-dev libutf8proc-dev libsodium-dev libsqlite3-dev libcpp-httplib-dev python3 python3-venv python3-pip
 )
 
 SUDO=""

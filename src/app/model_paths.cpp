@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "app/model_store.h"
+#include "app/paths.h"
+
 namespace hearth::app {
 namespace fs = std::filesystem;
 
@@ -54,6 +57,7 @@ Expected<std::string> resolve_model(const std::string& model) {
     return model;
   }
   if (model.find('/') != std::string::npos) return make_error("{}: no such file", model);
+  if (ModelStore store(data_dir()); store.has(model)) return store.path_for_load(model);
   for (const std::string& name : {model, model + ".gguf"}) {
     const std::string p = dir + "/" + name;
     if (fs::is_regular_file(p, ec)) return p;

@@ -16,7 +16,8 @@ inline constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.ggu
 std::string model_dir();
 // The .gguf files in the model directory, sorted by name.
 std::vector<std::string> list_models();
-// MODEL as given by the user: an existing file path; else a file in the model directory
+// MODEL as given by the user: an existing file path; else a name in the model store
+// (app/model_store.h; refused if its blob no longer matches its hash); else a file in the model directory
 // named MODEL or MODEL.gguf, or the one file whose name starts with MODEL
 // (case-insensitive). Empty means the default model.
 Expected<std::string> resolve_model(const std::string& model);
