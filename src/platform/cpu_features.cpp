@@ -38,7 +38,7 @@ CpuFeatures detect() {
     f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
   }
   char brand[49] = {};
-  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) >= 0x80000004u) {
     for (unsigned i = 0; i < 3; ++i) {
       unsigned r[4];
       __get_cpuid(0x80000002 + i, &r[0], &r[1], &r[2], &r[3]);
