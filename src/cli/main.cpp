@@ -15,7 +15,10 @@ int main(int argc, char** argv) {
   hearth::cli::register_tokenize(app, exit_code);
   hearth::cli::register_info(app, exit_code);
   hearth::cli::register_eval(app, exit_code);
+  hearth::cli::register_serve(app, exit_code);
+  hearth::cli::register_key(app, exit_code);
   hearth::cli::register_models(app, exit_code);
+  hearth::cli::register_history(app, exit_code);
   hearth::cli::register_bench(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,53 @@
+// hearth serve: an HTTP server with OpenAI- and Ollama-compatible APIs for one model.
+//
+// Safe by default: binds 127.0.0.1; every API request needs "Authorization: Bearer KEY";
+// a Host header that is not localhost, an IP literal or the bound name is refused (DNS
+// rebinding); no CORS header unless an origin is configured. GET / (the chat page) and
+// GET /health need no key; /v1/*, /api/* and /metrics do.
+// Thread safety: run() blocks in the calling thread; stop() may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "engine/model.h"
+#include "platform/status.h"
+
+namespace hearth::app {
+
+inline constexpr int kDefaultServerPort = 11435;
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1";  // a non-loopback address needs an api_key
+  int port = kDefaultServerPort;     // 0: any free port (see Server::port())
+  std::string api_key;               // required
+  std::string cors_origin;           // empty: same-origin only
+  size_t max_body_bytes = 1u << 20;
+  int n_parallel = 2;                // slots
+  int queue_max = 16;                // requests waiting beyond the slots; more get 503
+  double timeout_seconds = 300;      // per request, queueing included
+  engine::ContextParams context;     // per slot
+  std::string model_id;              // the name the APIs report and accept
+};
+
+class Server {
+ public:
+  static Expected<std::unique_ptr<Server>> create(const engine::Model& model, ServerOptions options);
+  ~Server();
+  // Binds the listening socket; after success port() is the real port.
+  Status bind();
+  int port() const;
+  // Serves until stop().
+  Status run();
+  void stop();
+  int threads_per_slot() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hearth::app

@@ -1,0 +1,69 @@
+// Internal to the server: the state its handlers share and the helpers both API flavours
+// (OpenAI, Ollama) use to turn a parsed request into a running job.
+// Thread safety: ServerState is shared by all HTTP threads; its members are immutable after
+// start-up except scheduler and metrics, which are thread-safe.
+#pragma once
+
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "app/server.h"
+#include "app/server_metrics.h"
+#include "app/server_request.h"
+#include "app/server_scheduler.h"
+#include "engine/chat_template.h"
+
+namespace hearth::app {
+
+struct ServerState {
+  const engine::Model& model;
+  ServerOptions options;
+  engine::ChatTemplate chat_template;
+  std::string chat_template_source;
+  std::unique_ptr<Scheduler> scheduler;
+  Metrics metrics;
+  int64_t started_unix = 0;
+};
+
+// True when a request's "model" names the served model (its id, with or without .gguf or
+// Ollama's ":latest", case-insensitive).
+bool model_matches(const ServerState& state, const std::string& name);
+
+// Prompt tokens for a request: the chat template for messages (and Ollama generate unless
+// raw), the plain text otherwise. Errors are 400s naming the problem.
+std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& state, const ParsedRequest& request);
+
+// Checks the model, builds the prompt, queues the job. 404 unknown model, 400 prompt
+// too long or empty, 503 queue full.
+std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const ParsedRequest& request);
+
+// Streams a job's text through an HTTP chunked response: format_piece(text) for each
+// piece, then format_end(result). A failed write (client gone) cancels the job at once.
+// Returns false when the client went away.
+bool pump_job(ServerState& state, Job& job, httplib::DataSink& sink,
+              const std::function<std::string(std::string_view)>& format_piece,
+              const std::function<std::string(const Expected<engine::GenerateResult>&)>& format_end);
+
+// Records a finished generation in the metrics.
+void record_generation(ServerState& state, const Expected<engine::GenerateResult>& result);
+
+// A short random id for responses ("chatcmpl-<hex>").
+std::string response_id(const char* prefix);
+
+// Status and message for a job that ended in an error (504 timeout, 500 otherwise).
+ApiError job_error(const Job& job, const std::string& message);
+
+// "stop" or "length" (OpenAI's finish_reason; Ollama's done_reason).
+const char* finish_reason(engine::StopReason reason);
+
+// OpenAI's error JSON ({"error": {"message", "type", "param", "code"}}) as text.
+std::string openai_error_body(int status, const std::string& type, const std::string& message);
+
+void register_openai_routes(httplib::Server& http, ServerState& state);
+void register_ollama_routes(httplib::Server& http, ServerState& state);
+
+}  // namespace hearth::app
