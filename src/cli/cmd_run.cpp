@@ -9,6 +9,7 @@
 #include "app/chat_session.h"
 #include "cli/common.h"
 #include "cli/interrupt.h"
+#include "cli/vault_access.h"
 
 namespace hearth::cli {
 namespace {
@@ -45,7 +46,7 @@ void register_run(CLI::App& app, int& exit_code) {
     ContextFlags context;
     SamplingFlags sampling;
     std::string prompt, system;
-    bool prompt_set = false, verbose = false;
+    bool prompt_set = false, verbose = false, no_history = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -55,6 +56,7 @@ void register_run(CLI::App& app, int& exit_code) {
                                         "Answer this prompt and exit");
   cmd->add_option("-s,--system", o->system, "System prompt (default: the model template's own)");
   cmd->add_flag("-v,--verbose", o->verbose, "Print prompt and answer speed after each answer");
+  cmd->add_flag("--no-history", o->no_history, "Keep nothing: do not save this chat in the encrypted vault");
   o->context.add(cmd);
   o->sampling.add(cmd, -1);
   cmd->callback([o, &exit_code] {
@@ -69,8 +71,15 @@ void register_run(CLI::App& app, int& exit_code) {
       if (prompt.find_first_not_of(" \t\r\n") == std::string::npos) { exit_code = fail("the prompt is empty"); return; }
       if (!valid_utf8(prompt)) { exit_code = fail("the prompt is not valid UTF-8"); return; }
     }
+    std::unique_ptr<HistoryHook> history;
+    if (!o->no_history) {
+      auto h = HistoryHook::open();
+      if (!h) { exit_code = fail(h.error()); return; }
+      history = std::move(*h);
+    }
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
+    if (history) history->model_loaded(o->model.model);
     auto params = o->context.params(**model);
     if (!params) { exit_code = fail(params.error()); return; }
     app::ChatOptions opts;
@@ -81,7 +90,7 @@ void register_run(CLI::App& app, int& exit_code) {
     if (!chat) { exit_code = fail(chat.error()); return; }
     InterruptGuard guard;
     if (!interactive) {
-      stream_answer(**chat, prompt, guard, o->verbose, exit_code);
+      if (stream_answer(**chat, prompt, guard, o->verbose, exit_code) && history) history->store_turn(**chat);
       return;
     }
 
@@ -105,6 +114,7 @@ void register_run(CLI::App& app, int& exit_code) {
       if (line == "/help" || line == "/?") { fmt::print("{}", kHelp); continue; }
       if (line == "/reset" || line == "/clear") {
         (*chat)->reset();
+        if (history) history->new_conversation();
         fmt::print(stderr, "[new conversation]\n");
         continue;
       }
@@ -119,6 +129,7 @@ void register_run(CLI::App& app, int& exit_code) {
         exit_code = 0;  // a failed turn is reported; the chat goes on
         continue;
       }
+      if (history) history->store_turn(**chat);
     }
   });
 }

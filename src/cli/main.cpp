@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   hearth::cli::register_serve(app, exit_code);
   hearth::cli::register_key(app, exit_code);
   hearth::cli::register_models(app, exit_code);
+  hearth::cli::register_history(app, exit_code);
   hearth::cli::register_bench(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,107 @@
+#include "cli/vault_access.h"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "app/model_paths.h"
+#include "app/model_store.h"
+#include "app/paths.h"
+
+namespace hearth::cli {
+namespace {
+
+// Reads one line from the terminal with echo off.
+Expected<std::string> prompt_tty(const std::string& prompt) {
+  const int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return make_error("no terminal to ask for the passphrase; set HEARTH_PASSPHRASE");
+  termios old {};
+  const bool have_term = tcgetattr(fd, &old) == 0;
+  if (have_term) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  (void)!::write(fd, prompt.data(), prompt.size());
+  std::string line;
+  char c;
+  while (::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
+  if (have_term) tcsetattr(fd, TCSAFLUSH, &old);
+  (void)!::write(fd, "\n", 1);
+  ::close(fd);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+std::optional<std::string> env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v) return std::nullopt;
+  return std::string(v);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<app::Vault>> open_vault() {
+  const std::string dir = app::data_dir();
+  std::optional<std::string> pass = env("HEARTH_PASSPHRASE");
+  if (!pass) {
+    auto holding = app::Vault::probe(dir);
+    if (!holding) return Error{holding.error()};
+    if (*holding == app::KeyHolding::kPassphrase) {
+      auto p = prompt_tty("Vault passphrase: ");
+      if (!p) return Error{p.error()};
+      pass = std::move(*p);
+    }
+  }
+  return app::Vault::open(dir, pass);
+}
+
+Expected<std::string> ask_new_passphrase() {
+  if (auto p = env("HEARTH_NEW_PASSPHRASE")) return *p;
+  auto a = prompt_tty("New vault passphrase (empty: keep the key in a file instead): ");
+  if (!a) return Error{a.error()};
+  if (a->empty()) return std::string();
+  auto b = prompt_tty("Repeat it: ");
+  if (!b) return Error{b.error()};
+  if (*a != *b) return make_error("the two passphrases differ; nothing was changed");
+  return *a;
+}
+
+Expected<std::unique_ptr<HistoryHook>> HistoryHook::open() {
+  auto vault = open_vault();
+  if (!vault) return Error{vault.error() + " (or run with --no-history to keep nothing)"};
+  std::unique_ptr<HistoryHook> h(new HistoryHook());
+  h->vault_ = std::move(*vault);
+  return h;
+}
+
+void HistoryHook::model_loaded(const std::string& model_arg) {
+  // The model by hash when it comes from the store; else by file name (never hashed here: too slow).
+  std::string model = model_arg;
+  if (auto path = app::resolve_model(model_arg)) {
+    app::ModelStore store(app::data_dir());
+    if (auto sha = store.hash_of_blob_path(*path))
+      model = "sha256:" + *sha;
+    else
+      model = "file:" + std::filesystem::path(*path).filename().string();
+  }
+  if (Status s = vault_->audit("model_loaded", {{"model", model}}); !s)
+    fmt::print(stderr, "hearth: warning: the audit log was not written: {}\n", s.error());
+  recorder_ = std::make_unique<app::TurnRecorder>(*vault_, model);
+}
+
+void HistoryHook::store_turn(const app::ChatSession& chat) {
+  const auto& m = chat.messages();
+  if (!recorder_) return;
+  if (m.size() < 2 || m.back().role != "assistant" || m[m.size() - 2].role != "user") return;
+  const std::string system = m.front().role == "system" ? m.front().content : std::string();
+  if (Status s = recorder_->record(system, m[m.size() - 2].content, m.back().content); !s)
+    fmt::print(stderr, "hearth: warning: this turn was not saved to the history: {}\n", s.error());
+}
+
+}  // namespace hearth::cli

@@ -1,0 +1,40 @@
+// Opening the vault from the command line: where the passphrase comes from, and the hook
+// `hearth run` uses to keep finished turns.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/chat_session.h"
+#include "app/vault.h"
+#include "platform/status.h"
+
+namespace hearth::cli {
+
+// The vault in the data directory. The passphrase is $HEARTH_PASSPHRASE, else (for a
+// vault that has one) asked on the terminal without echo.
+Expected<std::unique_ptr<app::Vault>> open_vault();
+
+// A new passphrase: $HEARTH_NEW_PASSPHRASE, else asked twice on the terminal. Empty
+// means "no passphrase" (a key file).
+Expected<std::string> ask_new_passphrase();
+
+// Stores each finished turn of a chat; failures are reported on stderr and the chat goes on.
+class HistoryHook {
+ public:
+  // Opens the vault (before the model loads, so a wrong passphrase fails fast).
+  static Expected<std::unique_ptr<HistoryHook>> open();
+  // Records which model is used: by hash when it comes from the store, else by file name.
+  void model_loaded(const std::string& model_arg);
+  void store_turn(const app::ChatSession& chat);
+  void new_conversation() {
+    if (recorder_) recorder_->new_conversation();
+  }
+
+ private:
+  std::unique_ptr<app::Vault> vault_;
+  std::unique_ptr<app::TurnRecorder> recorder_;
+};
+
+}  // namespace hearth::cli
