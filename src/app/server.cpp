@@ -3,6 +3,7 @@
 #include "app/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <mutex>
@@ -44,12 +45,20 @@ void set_error(const httplib::Request& req, httplib::Response& res, int status, 
     res.set_content(openai_error_body(status, type, message), "application/json");
 }
 
+// httplib listens with a backlog of 5 (a compile-time constant of the shared library); a
+// burst of connections overflows that and clients wait a 1 s SYN retry. Linux lets a
+// listening socket's backlog be raised by calling listen() again.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog() { ::listen(svr_sock_.load(), SOMAXCONN); }
+};
+
 }  // namespace
 
 struct Server::Impl {
   explicit Impl(const engine::Model& model) : state{model, {}, {}, {}, nullptr, {}, 0} {}
   ServerState state;
-  httplib::Server http;
+  HttpServer http;
   int bound_port = -1;
 };
 
@@ -92,7 +101,7 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
   http.set_payload_max_length(st.options.max_body_bytes);
   http.set_read_timeout(10, 0);  // a half-open request frees its thread after 10 s
   http.set_write_timeout(10, 0);
-  http.set_keep_alive_timeout(5);
+  http.set_keep_alive_timeout(2);  // idle keep-alive connections also delay shutdown
   http.set_tcp_nodelay(true);
 
   http.set_pre_routing_handler([&st](const httplib::Request& req, httplib::Response& res) {
@@ -175,6 +184,7 @@ Status Server::bind() {
                         o.listen, o.port);
     impl_->bound_port = o.port;
   }
+  impl_->http.raise_backlog();
   return Status::ok();
 }
 
@@ -187,6 +197,10 @@ Status Server::run() {
   return Status::ok();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  // Streaming handlers wait on their jobs: end the jobs first so the HTTP threads can exit.
+  impl_->state.scheduler->stop();
+  impl_->http.stop();
+}
 
 }  // namespace hearth::app

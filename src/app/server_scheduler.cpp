@@ -77,6 +77,12 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::create(const engine::Model& mode
 }
 
 Scheduler::~Scheduler() {
+  stop();
+  for (auto& slot : slots_)
+    if (slot->worker.joinable()) slot->worker.join();
+}
+
+void Scheduler::stop() {
   std::deque<std::shared_ptr<Job>> dropped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -87,8 +93,6 @@ Scheduler::~Scheduler() {
   }
   cv_.notify_all();
   for (auto& job : dropped) job->finish(make_error("the server is shutting down"));
-  for (auto& slot : slots_)
-    if (slot->worker.joinable()) slot->worker.join();
 }
 
 std::shared_ptr<Job> Scheduler::pop_queued() {

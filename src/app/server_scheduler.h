@@ -93,6 +93,10 @@ class Scheduler {
   // Cancels running jobs, finishes queued ones with an error, joins the workers.
   ~Scheduler();
 
+  // Refuses new jobs, cancels running ones and finishes queued ones with an error
+  // (idempotent; the workers exit once their current job has stopped).
+  void stop();
+
   // Starts or queues the job; fails (and queues nothing) when the queue is full.
   Status submit(const std::shared_ptr<Job>& job);
 
