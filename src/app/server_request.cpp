@@ -47,7 +47,7 @@ std::optional<ApiError> read_int(const json& obj, const char* key, int64_t lo, i
   }
   if (it->is_number_unsigned()) {
     const uint64_t v = it->get<uint64_t>();
-    if (v > static_cast<uint64_t>(hi)) return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
+    if (v > static_cast<uint64_t>(hi) || static_cast<int64_t>(v) < lo) return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
     out = static_cast<int64_t>(v);
     return std::nullopt;
   }
