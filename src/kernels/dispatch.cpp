@@ -36,12 +36,14 @@ Dispatched build_dispatched() {
   if (avx2 && platform::cpu_features().avx2) {
     fill_avx2_legacy(d.table);
     fill_avx2_k(d.table);
+    fill_avx2_gemm(d.table);
     d.isa = "avx2";
   }
   if (avx512 && platform::cpu_features().avx512) {
     // The AVX-512 fills pick their VNNI variants themselves from the same ISA cap.
     fill_avx512_legacy(d.table);
     fill_avx512_k(d.table);
+    fill_avx512_gemm(d.table);
     d.isa = isa == "avx512_vnni" && platform::cpu_features().avx512_vnni ? "avx512_vnni"
                                                                           : "avx512";
   }

@@ -13,33 +13,105 @@ int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n
   return format::row_bytes(k.vec_dot_type, n_cols) * n_tokens + 64;
 }
 
+namespace {
+
+// Rows are handed out in groups of kRowGroup so the gemm tiles stay whole.
+constexpr int64_t kRowGroup = 4;
+// Below this many input elements the conversion runs on the calling thread: a pool run
+// (a barrier) costs more than converting a decode-sized row.
+constexpr int64_t kSerialConvertElems = 32 * 1024;
+
+// Rows [r0, r1) of W times every activation row.
+void matmul_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int64_t r0,
+                 int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
+                 int64_t n_tokens, float* y, int64_t ldy) {
+  if (r0 >= r1) return;
+  if (k.gemm) {
+    k.gemm(n_cols, w + r0 * w_row_bytes, w_row_bytes, r1 - r0, xq, x_row_bytes, n_tokens, y + r0,
+           ldy);
+    return;
+  }
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t r = r0; r < r1; ++r)
+      k.vec_dot(n_cols, &y[t * ldy + r], w + r * w_row_bytes, xq + t * x_row_bytes);
+}
+
+}  // namespace
+
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
             platform::ThreadPool& pool) {
-  const TypeKernels& k = type_kernels(wtype);
-  const format::TensorType act_type = k.vec_dot_type;
-  const int64_t w_row_bytes = format::row_bytes(wtype, n_cols);
-  const int64_t x_row_bytes = format::row_bytes(act_type, n_cols);
-  const auto* w = static_cast<const uint8_t*>(W);
-  const uint8_t* xq = reinterpret_cast<const uint8_t*>(x);
-  if (act_type != format::TensorType::F32) {
-    // Activations converted once per call, shared by every row.
-    const TypeKernels& ak = type_kernels(act_type);
-    auto* q = static_cast<uint8_t*>(scratch);
+  const MatmulOut out{wtype, W, n_rows, y};
+  matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
+}
+
+void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
+                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
+  struct Prepared {
+    const TypeKernels* k;
+    const uint8_t* xq;
+    int64_t x_row_bytes, w_row_bytes, first_group, n_groups;
+  };
+  Prepared prep[kMaxSharedOuts];
+  n_outs = std::min(n_outs, kMaxSharedOuts);
+  // Activation conversions needed: one per distinct vec_dot_type.
+  struct Convert {
+    const TypeKernels* ak;
+    uint8_t* dst;
+    int64_t row_bytes;
+  };
+  Convert conv[kMaxSharedOuts];
+  int n_conv = 0;
+  auto* free_scratch = static_cast<uint8_t*>(scratch);
+  int64_t groups = 0;
+  for (int i = 0; i < n_outs; ++i) {
+    const TypeKernels& k = type_kernels(outs[i].wtype);
+    const format::TensorType act = k.vec_dot_type;
+    Prepared& p = prep[i];
+    p.k = &k;
+    p.x_row_bytes = format::row_bytes(act, n_cols);
+    p.w_row_bytes = format::row_bytes(outs[i].wtype, n_cols);
+    p.first_group = groups;
+    p.n_groups = (outs[i].n_rows + kRowGroup - 1) / kRowGroup;
+    groups += p.n_groups;
+    p.xq = reinterpret_cast<const uint8_t*>(x);
+    if (act == format::TensorType::F32) continue;
+    int same = -1;  // an earlier weight with the same activation type
+    for (int j = 0; j < i && same < 0; ++j)
+      if (prep[j].k->vec_dot_type == act) same = j;
+    if (same >= 0) {
+      p.xq = prep[same].xq;
+      continue;
+    }
+    conv[n_conv++] = {&type_kernels(act), free_scratch, p.x_row_bytes};
+    p.xq = free_scratch;
+    free_scratch += p.x_row_bytes * n_tokens;
+  }
+  auto convert = [&](int64_t t0, int64_t t1) {
+    for (int c = 0; c < n_conv; ++c)
+      for (int64_t t = t0; t < t1; ++t)
+        conv[c].ak->from_float(x + t * n_cols, conv[c].dst + t * conv[c].row_bytes, n_cols);
+  };
+  if (n_tokens * n_cols <= kSerialConvertElems) {
+    convert(0, n_tokens);
+  } else {
     pool.run([&](int ti, int nt) {
       int64_t b, e;
       platform::ThreadPool::chunk(n_tokens, ti, nt, &b, &e);
-      for (int64_t t = b; t < e; ++t) ak.from_float(x + t * n_cols, q + t * x_row_bytes, n_cols);
+      convert(b, e);
     });
-    xq = q;
   }
   pool.run([&](int ti, int nt) {
-    int64_t b, e;
-    platform::ThreadPool::chunk(n_rows, ti, nt, &b, &e);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const uint8_t* xt = xq + t * x_row_bytes;
-      float* yt = y + t * n_rows;
-      for (int64_t r = b; r < e; ++r) k.vec_dot(n_cols, &yt[r], w + r * w_row_bytes, xt);
+    int64_t gb, ge;
+    platform::ThreadPool::chunk(groups, ti, nt, &gb, &ge);
+    for (int i = 0; i < n_outs; ++i) {
+      const Prepared& p = prep[i];
+      const int64_t b = std::max(gb, p.first_group), e = std::min(ge, p.first_group + p.n_groups);
+      if (b >= e) continue;
+      const int64_t r0 = (b - p.first_group) * kRowGroup;
+      const int64_t r1 = std::min(outs[i].n_rows, (e - p.first_group) * kRowGroup);
+      matmul_rows(*p.k, static_cast<const uint8_t*>(outs[i].W), p.w_row_bytes, r0, r1, n_cols,
+                  p.xq, p.x_row_bytes, n_tokens, outs[i].y, outs[i].n_rows);
     }
   });
 }

@@ -17,6 +17,21 @@ void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_c
             platform::ThreadPool& pool);
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
 
+// One of several weights that read the same input (matmul_shared).
+struct MatmulOut {
+  format::TensorType wtype;
+  const void* W;   // [n_rows, n_cols]
+  int64_t n_rows;
+  float* y;        // [n_tokens, n_rows]
+};
+// y_i = x W_i^T for up to kMaxSharedOuts weights reading the same x [n_tokens, n_cols]
+// (q, k, v; gate, up): x is converted once per distinct activation type and the rows of
+// all the weights are split over the pool in a single run (one barrier, not three).
+//   scratch: at least n_outs * max_i matmul_scratch_bytes(wtype_i, n_cols, n_tokens).
+constexpr int kMaxSharedOuts = 4;
+void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
+                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool);
+
 // y = x / sqrt(mean(x^2) + eps) * w   (n elements; y may alias x)
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 // In place softmax over n values.

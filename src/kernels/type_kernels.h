@@ -22,12 +22,19 @@ using ToFloatFn = void (*)(const void* x, float* y, int64_t n);
 using FromFloatFn = void (*)(const float* x, void* y, int64_t n);
 // *out = dot(w_row (weight type, n), x (vec_dot_type, n))
 using VecDotFn = void (*)(int64_t n, float* out, const void* w_row, const void* x);
+// y[t * ldy + r] = dot(w row r, x row t) for r < n_rows, t < n_tokens: a tile of a matrix
+// product, rows w_stride / x_stride bytes apart. Optional (null: matmul loops vec_dot,
+// which is also the reference a gemm is tested against).
+using GemmFn = void (*)(int64_t n, const void* w, int64_t w_stride, int64_t n_rows,
+                        const void* x, int64_t x_stride, int64_t n_tokens, float* y,
+                        int64_t ldy);
 
 struct TypeKernels {
   ToFloatFn to_float = nullptr;
   FromFloatFn from_float = nullptr;
   TensorType vec_dot_type = TensorType::F32;
   VecDotFn vec_dot = nullptr;
+  GemmFn gemm = nullptr;
 };
 
 // Dispatched (widest ISA available, capped by HEARTH_ISA) and scalar reference tables.
@@ -48,5 +55,7 @@ void fill_avx2_legacy(KernelTable& t);
 void fill_avx2_k(KernelTable& t);
 void fill_avx512_legacy(KernelTable& t);
 void fill_avx512_k(KernelTable& t);
+void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
+void fill_avx512_gemm(KernelTable& t);
 
 }  // namespace hearth::kernels

@@ -16,6 +16,7 @@
 
 #include "engine/arch/arch.h"
 #include "engine/arch/loader.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 
 namespace hearth::engine {
@@ -54,7 +55,8 @@ class Llama final : public ArchModel {
     for (const Layer& l : layers)
       for (const WeightRef* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
         m = std::max(m, kernels::matmul_scratch_bytes(w->type, w->n_cols, B));
-    return std::max(m, kernels::matmul_scratch_bytes(output.type, output.n_cols, B));
+    m = std::max(m, kernels::matmul_scratch_bytes(output.type, output.n_cols, B));
+    return 3 * m;  // matmul_shared converts q/k/v's input once per activation type
   }
 
   void forward(ForwardState& st, const int32_t* tokens, int64_t n_tokens, float* logits,
@@ -88,9 +90,10 @@ class Llama final : public ArchModel {
 
       // Attention block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.attn_norm, h + t * D, D, hp.rms_eps);
-      matmul(L.wq.type, L.wq.data, QD, D, h, B, q, aq, pool);
-      matmul(L.wk.type, L.wk.data, KVD, D, h, B, k, aq, pool);
-      matmul(L.wv.type, L.wv.data, KVD, D, h, B, v, aq, pool);
+      const kernels::MatmulOut qkv[] = {{L.wq.type, L.wq.data, QD, q},
+                                        {L.wk.type, L.wk.data, KVD, k},
+                                        {L.wv.type, L.wv.data, KVD, v}};
+      kernels::matmul_shared(qkv, 3, D, h, B, aq, pool);  // q, k, v: [B, QD], [B, KVD] x2
       for (int64_t t = 0; t < B; ++t) {
         const float* cs = rope_cs + t * hp.rot_dim;
         for (int64_t hh = 0; hh < hp.n_head; ++hh) kernels::rope_apply(q + t * QD + hh * hd, cs, hp.rot_dim, false);
@@ -106,22 +109,8 @@ class Llama final : public ArchModel {
         float* sc = scores + ti * st.n_ctx;
         for (int64_t w = b; w < e; ++w) {
           const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
-          const int64_t n_kv = pos0 + t + 1;
-          const float* qh = q + t * QD + hh * hd;
-          for (int64_t j = 0; j < n_kv; ++j) {
-            const float* kj = kc + j * KVD + kvh * hd;
-            float s = 0;
-            for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
-            sc[j] = s * kq_scale;
-          }
-          kernels::softmax(sc, n_kv);
-          float* out = attn + t * QD + hh * hd;
-          std::fill(out, out + hd, 0.0f);
-          for (int64_t j = 0; j < n_kv; ++j) {
-            const float* vj = vc + j * KVD + kvh * hd;
-            const float p = sc[j];
-            for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
-          }
+          kernels::attention_head(q + t * QD + hh * hd, kc + kvh * hd, vc + kvh * hd, KVD,
+                                  pos0 + t + 1, hd, kq_scale, sc, attn + t * QD + hh * hd);
         }
       });
       matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
@@ -129,9 +118,18 @@ class Llama final : public ArchModel {
 
       // Feed-forward block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm, h + t * D, D, hp.rms_eps);
-      matmul(L.w_gate.type, L.w_gate.data, F, D, h, B, gate, aq, pool);
-      matmul(L.w_up.type, L.w_up.data, F, D, h, B, up, aq, pool);
-      kernels::swiglu(gate, up, gate, B * F);
+      const kernels::MatmulOut gate_up[] = {{L.w_gate.type, L.w_gate.data, F, gate},
+                                            {L.w_up.type, L.w_up.data, F, up}};
+      kernels::matmul_shared(gate_up, 2, D, h, B, aq, pool);  // [B, F] x2
+      if (B == 1) {
+        kernels::swiglu(gate, up, gate, F);  // a pool run would cost more than it saves
+      } else {
+        pool.run([&](int ti, int nt) {
+          int64_t b, e;
+          platform::ThreadPool::chunk(B, ti, nt, &b, &e);
+          kernels::swiglu(gate + b * F, up + b * F, gate + b * F, (e - b) * F);
+        });
+      }
       matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
     }

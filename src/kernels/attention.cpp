@@ -1,0 +1,46 @@
+#include "kernels/attention.h"
+
+#include <algorithm>
+
+#include "kernels/ops.h"
+#include "kernels/type_kernels.h"
+
+namespace hearth::kernels {
+namespace {
+
+// out += p * v; independent lanes, so the compiler vectorizes it without reassociation.
+inline void axpy(float p, const float* v, float* out, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) out[d] += p * v[d];
+}
+
+template <class Dot>
+void attention(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
+               int64_t hd, float scale, float* scores, float* out, Dot dot) {
+  for (int64_t j = 0; j < n_kv; ++j) scores[j] = dot(q, k + j * stride) * scale;
+  softmax(scores, n_kv);
+  std::fill(out, out + hd, 0.0f);
+  for (int64_t j = 0; j < n_kv; ++j) axpy(scores[j], v + j * stride, out, hd);
+}
+
+}  // namespace
+
+void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
+                    int64_t hd, float scale, float* scores, float* out) {
+  const VecDotFn f32_dot = type_kernels(TensorType::F32).vec_dot;
+  attention(q, k, v, stride, n_kv, hd, scale, scores, out, [&](const float* a, const float* b) {
+    float s;
+    f32_dot(hd, &s, b, a);
+    return s;
+  });
+}
+
+void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
+                        int64_t n_kv, int64_t hd, float scale, float* scores, float* out) {
+  attention(q, k, v, stride, n_kv, hd, scale, scores, out, [&](const float* a, const float* b) {
+    float s = 0;
+    for (int64_t d = 0; d < hd; ++d) s += a[d] * b[d];
+    return s;
+  });
+}
+
+}  // namespace hearth::kernels

@@ -1,0 +1,167 @@
+// Tiled gemm kernels (avx2/, avx512/) against the reference vec_dot, over a sweep of row,
+// token and column counts that cover whole tiles and every odd tail; the shared-input
+// matmul against one matmul per weight; attention_head against its scalar twin.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+#include "kernels/type_kernels.h"
+#include "platform/cpu_features.h"
+
+namespace hearth::kernels {
+namespace {
+
+using format::row_bytes;
+
+constexpr TensorType kGemmTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                                     TensorType::Q5_1, TensorType::Q8_0};
+
+const TypeKernels& k(const KernelTable& t, TensorType type) {
+  return t.types[static_cast<uint32_t>(type)];
+}
+
+KernelTable ref_table() {
+  KernelTable t;
+  fill_ref_legacy(t);
+  return t;
+}
+
+struct NamedTable {
+  std::string isa;
+  KernelTable table;
+};
+
+KernelTable filled(const char* cap, void (*legacy)(KernelTable&), void (*gemm)(KernelTable&)) {
+  const char* old = std::getenv("HEARTH_ISA");
+  const std::string saved = old ? old : "";
+  if (cap)
+    setenv("HEARTH_ISA", cap, 1);
+  else
+    unsetenv("HEARTH_ISA");
+  KernelTable t = ref_table();
+  legacy(t);
+  gemm(t);
+  if (old)
+    setenv("HEARTH_ISA", saved.c_str(), 1);
+  else
+    unsetenv("HEARTH_ISA");
+  return t;
+}
+
+std::vector<NamedTable> gemm_tables() {
+  std::vector<NamedTable> out;
+  const platform::CpuFeatures& f = platform::cpu_features();
+  if (f.avx2) out.push_back({"avx2", filled(nullptr, fill_avx2_legacy, fill_avx2_gemm)});
+  if (f.avx512)
+    out.push_back({"avx512", filled("avx512", fill_avx512_legacy, fill_avx512_gemm)});
+  if (f.avx512_vnni)
+    out.push_back({"avx512_vnni", filled(nullptr, fill_avx512_legacy, fill_avx512_gemm)});
+  return out;
+}
+
+std::vector<float> random_floats(int64_t n, uint32_t seed, float mean) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(mean, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Rows of `type`, quantized by the reference from random floats.
+std::vector<uint8_t> quantized_rows(TensorType type, int64_t rows, int64_t n, uint32_t seed,
+                                    float mean) {
+  const KernelTable ref = ref_table();
+  const std::vector<float> f = random_floats(rows * n, seed, mean);
+  const int64_t rb = row_bytes(type, n);
+  std::vector<uint8_t> q(static_cast<size_t>(rb * rows));
+  for (int64_t r = 0; r < rows; ++r) k(ref, type).from_float(f.data() + r * n, q.data() + r * rb, n);
+  return q;
+}
+
+TEST(Gemm, EveryTableMatchesReferenceVecDotOverSweep) {
+  const KernelTable ref = ref_table();
+  const std::vector<NamedTable> tables = gemm_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD gemm on this CPU";
+  for (const NamedTable& nt : tables) {
+    for (TensorType wt : kGemmTypes) {
+      ASSERT_NE(k(nt.table, wt).gemm, nullptr) << nt.isa;
+      const TensorType xt = k(ref, wt).vec_dot_type;
+      for (int64_t n : {32, 64, 96, 160, 576}) {
+        for (int64_t rows : {1, 2, 3, 4, 5, 7, 9}) {
+          for (int64_t toks : {1, 2, 3, 4, 5, 8, 11}) {
+            const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 7, 0.3f);
+            const std::vector<uint8_t> x = quantized_rows(xt, toks, n, 11, 0.0f);
+            const int64_t wrb = row_bytes(wt, n), xrb = row_bytes(xt, n);
+            const int64_t ldy = rows + 3;  // a gap checks that ldy is honoured
+            std::vector<float> y(static_cast<size_t>(toks * ldy), -777.0f);
+            k(nt.table, wt).gemm(n, w.data(), wrb, rows, x.data(), xrb, toks, y.data(), ldy);
+            for (int64_t t = 0; t < toks; ++t) {
+              for (int64_t r = 0; r < rows; ++r) {
+                float expect = 0;
+                k(ref, wt).vec_dot(n, &expect, w.data() + r * wrb, x.data() + t * xrb);
+                const float got = y[static_cast<size_t>(t * ldy + r)];
+                ASSERT_NEAR(got, expect, 1e-4f * (1.0f + std::fabs(expect)) * static_cast<float>(n) / 32)
+                    << nt.isa << " " << format::type_name(wt) << " n=" << n << " rows=" << rows
+                    << " toks=" << toks << " r=" << r << " t=" << t;
+              }
+              for (int64_t r = rows; r < ldy; ++r)
+                ASSERT_EQ(y[static_cast<size_t>(t * ldy + r)], -777.0f) << "wrote past n_rows";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulShared, EqualsOneMatmulPerWeight) {
+  platform::ThreadPool pool(3);
+  const int64_t n = 128, toks = 5;
+  const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32};
+  const int64_t rows[] = {13, 8, 6};
+  std::vector<std::vector<uint8_t>> w;
+  for (int i = 0; i < 3; ++i) w.push_back(quantized_rows(types[i], rows[i], n, 100 + i, 0.1f));
+  const std::vector<float> x = random_floats(toks * n, 5, 0.0f);
+  std::vector<uint8_t> scratch(static_cast<size_t>(3 * matmul_scratch_bytes(TensorType::Q4_1, n, toks)));
+  std::vector<std::vector<float>> shared(3), single(3);
+  MatmulOut outs[3];
+  for (int i = 0; i < 3; ++i) {
+    shared[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
+    single[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
+    outs[i] = {types[i], w[i].data(), rows[i], shared[i].data()};
+  }
+  matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool);
+  for (int i = 0; i < 3; ++i) {
+    matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(), pool);
+    for (size_t j = 0; j < single[i].size(); ++j) ASSERT_FLOAT_EQ(shared[i][j], single[i][j]) << i;
+  }
+}
+
+TEST(Attention, MatchesScalarTwin) {
+  for (int64_t hd : {1, 7, 16, 64, 80, 128}) {
+    for (int64_t n_kv : {1, 2, 5, 33, 200}) {
+      const int64_t stride = hd * 3;
+      const std::vector<float> q = random_floats(hd, 1, 0.0f);
+      const std::vector<float> kk = random_floats(n_kv * stride, 2, 0.0f);
+      const std::vector<float> v = random_floats(n_kv * stride, 3, 0.0f);
+      std::vector<float> sc(static_cast<size_t>(n_kv)), out(static_cast<size_t>(hd)),
+          out_ref(static_cast<size_t>(hd));
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      attention_head(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), out.data());
+      attention_head_ref(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(),
+                         out_ref.data());
+      for (int64_t d = 0; d < hd; ++d)
+        ASSERT_NEAR(out[d], out_ref[d], 1e-5f * (1.0f + std::fabs(out_ref[d])))
+            << "hd=" << hd << " n_kv=" << n_kv << " d=" << d;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hearth::kernels
