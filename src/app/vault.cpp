@@ -216,6 +216,38 @@ Expected<std::optional<KeyHolding>> Vault::probe(const std::string& dir) {
   return out;
 }
 
+Expected<VaultInfo> Vault::inspect(const std::string& dir) {
+  VaultInfo info;
+  info.key_file = dir + "/vault.key";
+  struct stat st {};
+  if (::lstat(info.key_file.c_str(), &st) == 0) {
+    info.key_file_exists = true;
+    info.key_file_mode = st.st_mode & 0777;
+  }
+  const std::string path = dir + "/vault.db";
+  if (::access(path.c_str(), F_OK) != 0) return info;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return make_error("{}: cannot open the vault", path);
+  }
+  info.exists = true;
+  auto meta = [&](const char* key) {
+    Stmt s(db, "SELECT value FROM meta WHERE key = ?1");
+    s.bind_text(1, key);
+    return s.ok() && s.step() == SQLITE_ROW ? s.blob(0) : std::string();
+  };
+  info.holding = meta("kdf") == "argon2id" ? KeyHolding::kPassphrase : KeyHolding::kKeyFile;
+  info.opslimit = std::strtoull(meta("opslimit").c_str(), nullptr, 10);
+  info.memlimit = std::strtoull(meta("memlimit").c_str(), nullptr, 10);
+  {
+    Stmt s(db, "SELECT (SELECT COUNT(*) FROM conversations), (SELECT COUNT(*) FROM messages)");
+    if (s.ok() && s.step() == SQLITE_ROW) info.conversations = s.i64(0), info.messages = s.i64(1);
+  }
+  sqlite3_close(db);
+  return info;
+}
+
 Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir, const std::optional<std::string>& passphrase) {
   if (Status s = crypto_init(); !s) return Error{s.error()};
   if (Status s = platform::make_private_dir(dir); !s) return Error{s.error()};

@@ -68,6 +68,17 @@ struct ForgetReport {
   bool wal_cleared = true;  // false when another process kept the WAL busy
 };
 
+// What can be said about a vault without its key (for `hearth doctor`).
+struct VaultInfo {
+  bool exists = false;
+  KeyHolding holding = KeyHolding::kKeyFile;
+  uint64_t opslimit = 0, memlimit = 0;  // Argon2id limits (passphrase vaults)
+  int64_t conversations = 0, messages = 0;
+  std::string key_file;         // path of vault.key
+  bool key_file_exists = false;
+  unsigned key_file_mode = 0;   // permission bits
+};
+
 class Vault {
  public:
   // Opens the vault in `dir`, creating it (with a key file) when absent. An existing
@@ -76,6 +87,8 @@ class Vault {
                                                const std::optional<std::string>& passphrase);
   // How an existing vault's key is held, or nullopt when there is no vault in `dir`.
   static Expected<std::optional<KeyHolding>> probe(const std::string& dir);
+  // Reads (never writes) what a vault reveals without its key.
+  static Expected<VaultInfo> inspect(const std::string& dir);
   ~Vault();
   Vault(const Vault&) = delete;
   Vault& operator=(const Vault&) = delete;

@@ -56,6 +56,7 @@ void register_serve(CLI::App& app, int& exit_code);
 void register_key(CLI::App& app, int& exit_code);
 void register_models(CLI::App& app, int& exit_code);  // import, list, rm, verify, rollback
 void register_history(CLI::App& app, int& exit_code);  // history, vault, audit
+void register_doctor(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
 
 }  // namespace hearth::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   hearth::cli::register_key(app, exit_code);
   hearth::cli::register_models(app, exit_code);
   hearth::cli::register_history(app, exit_code);
+  hearth::cli::register_doctor(app, exit_code);
   hearth::cli::register_bench(app, exit_code);
   try {
     app.parse(argc, argv);
