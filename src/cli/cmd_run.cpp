@@ -8,6 +8,7 @@
 
 #include "app/chat_session.h"
 #include "cli/common.h"
+#include "cli/confine.h"
 #include "cli/interrupt.h"
 #include "cli/vault_access.h"
 
@@ -46,7 +47,7 @@ void register_run(CLI::App& app, int& exit_code) {
     ContextFlags context;
     SamplingFlags sampling;
     std::string prompt, system;
-    bool prompt_set = false, verbose = false, no_history = false;
+    bool prompt_set = false, verbose = false, no_history = false, require_sandbox = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -57,6 +58,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_option("-s,--system", o->system, "System prompt (default: the model template's own)");
   cmd->add_flag("-v,--verbose", o->verbose, "Print prompt and answer speed after each answer");
   cmd->add_flag("--no-history", o->no_history, "Keep nothing: do not save this chat in the encrypted vault");
+  cmd->add_flag("--require-sandbox", o->require_sandbox, "Refuse to run unless the process can confine itself (Landlock)");
   o->context.add(cmd);
   o->sampling.add(cmd, -1);
   cmd->callback([o, &exit_code] {
@@ -80,6 +82,10 @@ void register_run(CLI::App& app, int& exit_code) {
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     if (history) history->model_loaded(o->model.model);
+    if (auto confined = confine_chat(o->model.model, o->require_sandbox); !confined) {
+      exit_code = fail(confined.error());
+      return;
+    }
     auto params = o->context.params(**model);
     if (!params) { exit_code = fail(params.error()); return; }
     app::ChatOptions opts;
@@ -101,8 +107,9 @@ void register_run(CLI::App& app, int& exit_code) {
       fmt::print(">>> ");
       std::fflush(stdout);
       if (!std::getline(std::cin, line)) {
-        if (guard.take() && !std::cin.eof()) {  // Ctrl-C at the prompt
+        if (guard.take()) {  // Ctrl-C at the prompt interrupted the read: not an exit
           std::cin.clear();
+          std::clearerr(stdin);
           fmt::print("\n(use /exit or Ctrl-D to quit)\n");
           continue;
         }

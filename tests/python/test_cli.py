@@ -299,6 +299,9 @@ def test_interactive_chat_commands_and_ctrl_c():
         assert b"[stopped]" in out, out[-300:]
         os.write(fd, b"/reset\n")
         read_until(fd, b"new conversation", 10)
+        read_until(fd, b">>> ", 10)
+        os.kill(pid, signal.SIGINT)  # Ctrl-C at the prompt does not quit either
+        read_until(fd, b"use /exit or Ctrl-D", 10)
         os.write(fd, b"/exit\n")
         deadline = time.time() + 20
         while time.time() < deadline:
