@@ -20,6 +20,7 @@ constexpr int64_t kRowGroup = 4;
 // Below this many input elements the conversion runs on the calling thread: a pool run
 // (a barrier) costs more than converting a decode-sized row.
 constexpr int64_t kSerialConvertElems = 32 * 1024;
+constexpr int64_t kItemsPerThread = 4;
 
 // Rows [r0, r1) of W times every activation row.
 void matmul_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int64_t r0,
@@ -95,15 +96,19 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
   if (n_tokens * n_cols <= kSerialConvertElems) {
     convert(0, n_tokens);
   } else {
-    pool.run([&](int ti, int nt) {
+    const int64_t n_items = std::min<int64_t>(n_tokens, kItemsPerThread * pool.size());
+    pool.run_items(n_items, [&](int64_t item, int) {
       int64_t b, e;
-      platform::ThreadPool::chunk(n_tokens, ti, nt, &b, &e);
+      platform::ThreadPool::chunk(n_tokens, static_cast<int>(item), static_cast<int>(n_items), &b, &e);
       convert(b, e);
     });
   }
-  pool.run([&](int ti, int nt) {
+  // Row groups in a few items per thread, taken dynamically: a thread that is descheduled
+  // on a busy machine holds up at most its current item.
+  const int64_t n_items = std::min<int64_t>(groups, kItemsPerThread * pool.size());
+  pool.run_items(n_items, [&](int64_t item, int) {
     int64_t gb, ge;
-    platform::ThreadPool::chunk(groups, ti, nt, &gb, &ge);
+    platform::ThreadPool::chunk(groups, static_cast<int>(item), static_cast<int>(n_items), &gb, &ge);
     for (int i = 0; i < n_outs; ++i) {
       const Prepared& p = prep[i];
       const int64_t b = std::max(gb, p.first_group), e = std::min(ge, p.first_group + p.n_groups);

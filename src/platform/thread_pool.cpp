@@ -25,10 +25,33 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    generation_.fetch_add(2);
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
+}
+
+namespace {
+inline void spin_pause(int spin) {
+  if (spin < kSpinBeforeYield) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+}  // namespace
+
+uint64_t ThreadPool::publish(bool items) {
+  uint64_t g;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    g = (generation_.load(std::memory_order_relaxed) | 1) + 1 + (items ? 1 : 0);
+    generation_.store(g, std::memory_order_release);
+  }
+  cv_.notify_all();
+  return g;
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
@@ -38,25 +61,50 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   job_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  cv_.notify_all();
+  publish(false);
   fn(0, n_threads_);
   // Wait for the workers; they finish within microseconds on the hot path. When there are
   // more runnable threads than cores, a worker may be waiting for this very core: after a
   // short spin, yield it instead of burning a whole scheduler time slice.
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpinBeforeYield) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
-    } else {
-      std::this_thread::yield();
-    }
-  }
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) spin_pause(spin);
   job_ = nullptr;
+}
+
+void ThreadPool::run_items(int64_t n_items, const std::function<void(int64_t, int)>& fn) {
+  if (n_items <= 0) return;
+  if (n_threads_ == 1 || n_items == 1) {
+    for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
+    return;
+  }
+  items_job_ = &fn;
+  n_items_.store(n_items, std::memory_order_relaxed);
+  items_done_.store(0, std::memory_order_relaxed);
+  // The next generation number is known before publishing, so the claim counter is ready
+  // (released by publish's store) before any worker can see the generation.
+  const uint64_t next = (generation_.load(std::memory_order_relaxed) | 1) + 2;
+  claim_.store(next << 32, std::memory_order_relaxed);
+  const uint64_t g = publish(true);
+  work_items(g, 0);
+  for (int spin = 0; items_done_.load(std::memory_order_acquire) != n_items; ++spin) spin_pause(spin);
+  items_job_ = nullptr;
+}
+
+void ThreadPool::work_items(uint64_t g, int index) {
+  const uint64_t tag = g << 32;
+  uint64_t c = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((c & ~uint64_t{0xffffffff}) != tag) return;  // another generation
+    const int64_t item = static_cast<int64_t>(c & 0xffffffff);
+    if (item >= n_items_.load(std::memory_order_relaxed)) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      continue;
+    // The claim succeeded, so this generation's caller is still waiting for item: its job
+    // pointer is live.
+    (*items_job_)(item, index);
+    items_done_.fetch_add(1, std::memory_order_acq_rel);
+    c = claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::worker(int index) {
@@ -65,13 +113,7 @@ void ThreadPool::worker(int index) {
     // Spin a little for the next job, then sleep on the condition variable.
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < kSpinBeforeSleep; ++spin) {
-      if (spin < kSpinBeforeYield) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-      } else {
-        std::this_thread::yield();
-      }
+      spin_pause(spin);
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {
@@ -81,6 +123,10 @@ void ThreadPool::worker(int index) {
     }
     seen = g;
     if (stop_.load()) return;
+    if (g & 1) {
+      work_items(g, index);
+      continue;
+    }
     (*job_)(index, n_threads_);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }

@@ -103,15 +103,11 @@ class Llama final : public ArchModel {
       std::memcpy(vc + pos0 * KVD, v, sizeof(float) * B * KVD);
 
       // One (token, head) pair per work item; token t sees cache rows [0, pos0 + t].
-      pool.run([&](int ti, int nt) {
-        int64_t b, e;
-        platform::ThreadPool::chunk(B * hp.n_head, ti, nt, &b, &e);
-        float* sc = scores + ti * st.n_ctx;
-        for (int64_t w = b; w < e; ++w) {
-          const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
-          kernels::attention_head(q + t * QD + hh * hd, kc + kvh * hd, vc + kvh * hd, KVD,
-                                  pos0 + t + 1, hd, kq_scale, sc, attn + t * QD + hh * hd);
-        }
+      pool.run_items(B * hp.n_head, [&](int64_t w, int ti) {
+        const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
+        kernels::attention_head(q + t * QD + hh * hd, kc + kvh * hd, vc + kvh * hd, KVD,
+                                pos0 + t + 1, hd, kq_scale, scores + ti * st.n_ctx,
+                                attn + t * QD + hh * hd);
       });
       matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
@@ -124,10 +120,8 @@ class Llama final : public ArchModel {
       if (B == 1) {
         kernels::swiglu(gate, up, gate, F);  // a pool run would cost more than it saves
       } else {
-        pool.run([&](int ti, int nt) {
-          int64_t b, e;
-          platform::ThreadPool::chunk(B, ti, nt, &b, &e);
-          kernels::swiglu(gate + b * F, up + b * F, gate + b * F, (e - b) * F);
+        pool.run_items(B, [&](int64_t t, int) {
+          kernels::swiglu(gate + t * F, up + t * F, gate + t * F, F);
         });
       }
       matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
