@@ -58,5 +58,7 @@ void register_models(CLI::App& app, int& exit_code);  // import, list, rm, verif
 void register_history(CLI::App& app, int& exit_code);  // history, vault, audit
 void register_doctor(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
+void register_quantize(CLI::App& app, int& exit_code);
+void register_perplexity(CLI::App& app, int& exit_code);
 
 }  // namespace hearth::cli

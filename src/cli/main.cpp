@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   hearth::cli::register_history(app, exit_code);
   hearth::cli::register_doctor(app, exit_code);
   hearth::cli::register_bench(app, exit_code);
+  hearth::cli::register_quantize(app, exit_code);
+  hearth::cli::register_perplexity(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

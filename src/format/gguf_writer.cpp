@@ -10,8 +10,6 @@
 namespace hearth::format {
 namespace {
 
-constexpr uint64_t kAlignment = 32;
-
 template <typename T>
 void put(std::vector<uint8_t>& out, T v) {
   const auto* p = reinterpret_cast<const uint8_t*>(&v);
@@ -59,13 +57,53 @@ void GgufWriter::add_i32_array(std::string_view k, const std::vector<int32_t>& v
   for (int32_t i : v) put(kv_, i);
 }
 
+void GgufWriter::add_kv(const GgufKv& kv) {
+  key(kv.key, kv.type);
+  switch (kv.type) {
+    case GgufType::STRING: put_str(kv_, kv.str); break;
+    case GgufType::ARRAY: {
+      put<uint32_t>(kv_, static_cast<uint32_t>(kv.array_type));
+      put<uint64_t>(kv_, kv.array_count);
+      if (kv.array_type == GgufType::STRING) {
+        for (std::string_view s : kv.strings) put_str(kv_, s);
+      } else {
+        uint64_t elem = 0;
+        switch (kv.array_type) {
+          case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: elem = 1; break;
+          case GgufType::UINT16: case GgufType::INT16: elem = 2; break;
+          case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: elem = 4; break;
+          default: elem = 8; break;
+        }
+        if (kv.array_count) kv_.insert(kv_.end(), kv.array_data, kv.array_data + kv.array_count * elem);
+      }
+      break;
+    }
+    case GgufType::UINT8: put<uint8_t>(kv_, static_cast<uint8_t>(kv.u)); break;
+    case GgufType::INT8: put<int8_t>(kv_, static_cast<int8_t>(kv.i)); break;
+    case GgufType::BOOL: put<uint8_t>(kv_, kv.u ? 1 : 0); break;
+    case GgufType::UINT16: put<uint16_t>(kv_, static_cast<uint16_t>(kv.u)); break;
+    case GgufType::INT16: put<int16_t>(kv_, static_cast<int16_t>(kv.i)); break;
+    case GgufType::UINT32: put<uint32_t>(kv_, static_cast<uint32_t>(kv.u)); break;
+    case GgufType::INT32: put<int32_t>(kv_, static_cast<int32_t>(kv.i)); break;
+    case GgufType::FLOAT32: put<float>(kv_, static_cast<float>(kv.f)); break;
+    case GgufType::UINT64: put<uint64_t>(kv_, kv.u); break;
+    case GgufType::INT64: put<int64_t>(kv_, kv.i); break;
+    case GgufType::FLOAT64: put<double>(kv_, kv.f); break;
+  }
+}
+
 void GgufWriter::add_tensor(std::string_view name, TensorType type, const std::vector<int64_t>& ne,
                             const void* data, size_t n_bytes) {
   const auto* p = static_cast<const uint8_t*>(data);
-  tensors_.push_back({std::string(name), type, ne, std::vector<uint8_t>(p, p + n_bytes)});
+  tensors_.push_back({std::string(name), type, ne, n_bytes, std::vector<uint8_t>(p, p + n_bytes)});
 }
 
-std::vector<uint8_t> GgufWriter::bytes() const {
+void GgufWriter::add_tensor_info(std::string_view name, TensorType type, const std::vector<int64_t>& ne,
+                                 size_t n_bytes) {
+  tensors_.push_back({std::string(name), type, ne, n_bytes, {}});
+}
+
+std::vector<uint8_t> GgufWriter::header_bytes() const {
   std::vector<uint8_t> out;
   out.insert(out.end(), {'G', 'G', 'U', 'F'});
   put<uint32_t>(out, 3);
@@ -79,9 +117,14 @@ std::vector<uint8_t> GgufWriter::bytes() const {
     for (int64_t d : t.ne) put<uint64_t>(out, static_cast<uint64_t>(d));
     put<uint32_t>(out, static_cast<uint32_t>(t.type));
     put<uint64_t>(out, offset);
-    offset += (t.data.size() + kAlignment - 1) / kAlignment * kAlignment;
+    offset += t.n_bytes + padding_after(t.n_bytes);
   }
-  out.resize((out.size() + kAlignment - 1) / kAlignment * kAlignment, 0);
+  out.resize(out.size() + padding_after(out.size()), 0);
+  return out;
+}
+
+std::vector<uint8_t> GgufWriter::bytes() const {
+  std::vector<uint8_t> out = header_bytes();
   for (const Tensor& t : tensors_) {
     out.insert(out.end(), t.data.begin(), t.data.end());
     out.resize((out.size() + kAlignment - 1) / kAlignment * kAlignment, 0);

@@ -24,10 +24,20 @@ class GgufWriter {
   void add_string_array(std::string_view key, const std::vector<std::string>& v);
   void add_f32_array(std::string_view key, const std::vector<float>& v);
   void add_i32_array(std::string_view key, const std::vector<int32_t>& v);
+  // Copies a key/value pair as read from another file.
+  void add_kv(const GgufKv& kv);
   // ne[0] is the row length; data holds row_bytes(type, ne[0]) * rows bytes.
   void add_tensor(std::string_view name, TensorType type, const std::vector<int64_t>& ne, const void* data,
                   size_t n_bytes);
+  // A tensor whose n_bytes of data the caller writes after header_bytes(), in the order
+  // the tensors were added, each followed by padding_after(n_bytes) zero bytes.
+  void add_tensor_info(std::string_view name, TensorType type, const std::vector<int64_t>& ne, size_t n_bytes);
 
+  // Header, metadata and tensor infos, padded to the alignment: the data section follows.
+  std::vector<uint8_t> header_bytes() const;
+  static size_t padding_after(size_t n_bytes) { return (kAlignment - n_bytes % kAlignment) % kAlignment; }
+  static constexpr size_t kAlignment = 32;
+  // The whole file, for tensors added with their data.
   std::vector<uint8_t> bytes() const;
   // Writes to a temporary file beside `path`, fsyncs, then renames over it.
   Status write_file(const std::string& path) const;
@@ -38,7 +48,8 @@ class GgufWriter {
     std::string name;
     TensorType type;
     std::vector<int64_t> ne;
-    std::vector<uint8_t> data;
+    size_t n_bytes;
+    std::vector<uint8_t> data;  // empty for add_tensor_info
   };
   std::vector<uint8_t> kv_;
   uint64_t n_kv_ = 0;
