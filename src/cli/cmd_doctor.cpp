@@ -100,9 +100,13 @@ void register_doctor(CLI::App& app, int& exit_code) {
     row("serve", fmt::format("binds 127.0.0.1:{} (loopback only) unless --listen is given; API key required",
                              app::kDefaultServerPort));
     const int abi = platform::landlock_abi();
-    row("sandbox", fmt::format("NOT APPLIED: Hearth does not confine itself yet (kernel Landlock ABI: {}; seccomp: "
-                               "not used)",
-                               abi ? std::to_string(abi) : std::string("unavailable")));
+    if (abi == 0)
+      row("sandbox", "NOT AVAILABLE: this kernel has no Landlock; `hearth run` runs unconfined "
+                     "(--require-sandbox refuses to)");
+    else
+      row("sandbox", fmt::format("`hearth run`: Landlock ABI {} once the model is loaded (model file read-only, data "
+                                 "dir read-write, nothing else{}); `hearth serve`: not confined yet; seccomp: not used",
+                                 abi, abi >= 4 ? ", TCP connect/bind refused" : "; TCP NOT restricted (needs ABI 4)"));
     fmt::print("\n{}\n", problems ? "Problems found: see the lines marked above." : "No problems found.");
     if (problems) exit_code = 2;
   });

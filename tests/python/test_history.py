@@ -128,3 +128,14 @@ def test_doctor(home, model):
     os.chmod(home / "vault.key", 0o644)
     r = hearth(home, "doctor")
     assert r.returncode == 2 and b"TOO OPEN" in r.stdout
+
+
+def test_run_confined_still_answers_and_stores(home, model):
+    doctor = hearth(home, "doctor", "--no-hash").stdout.decode()
+    r = hearth(home, "run", model, "-p", "hi", "-n", "2", "--require-sandbox")
+    if "NOT AVAILABLE" in doctor:  # a kernel without Landlock
+        assert r.returncode == 1 and b"--require-sandbox" in r.stderr
+        return
+    assert "Landlock ABI" in doctor
+    ok(r)  # the turn is stored after confinement: the data dir stays writable
+    assert "hi" in ok(hearth(home, "history", "list"))
