@@ -11,6 +11,13 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/gguf" "$work/template"
 .venv/bin/python scripts/make_fuzz_seeds.py "$work/gguf"
 cp tests/data/templates/*.jinja "$work/template/"
+# Server request bodies: the first byte picks the endpoint (0 OpenAI chat, 1 completions,
+# 2 Ollama chat, 3 Ollama generate).
+mkdir -p "$work/server"
+printf '\000{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"hi \\u00e9"}]}],"stream":true,"stream_options":{"include_usage":true},"temperature":0.5,"top_p":0.9,"max_tokens":16,"stop":["\\n","END"],"seed":42,"presence_penalty":0.1,"frequency_penalty":-0.2,"n":1,"response_format":{"type":"text"}}' >"$work/server/chat"
+printf '\001{"model":"m","prompt":["The sky is"],"max_tokens":8,"stop":"\\n","seed":-1}' >"$work/server/completion"
+printf '\002{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"temperature":0,"num_predict":-2,"top_k":40,"min_p":0.05,"repeat_penalty":1.1,"repeat_last_n":64,"stop":["a"],"seed":7}}' >"$work/server/ollama_chat"
+printf '\003{"model":"m:latest","prompt":"Why?","system":"Be brief.","raw":false,"format":"","options":{"num_predict":5}}' >"$work/server/ollama_generate"
 
 run() {
   local target=$1 corpus=$2
@@ -21,4 +28,5 @@ run() {
 }
 run fuzz_gguf "$work/gguf"
 run fuzz_chat_template "$work/template"
+run fuzz_server_request "$work/server"
 echo "fuzz: no crash found"

@@ -1,0 +1,32 @@
+// libFuzzer target: any bytes as the body of a generation request (the first byte picks
+// the endpoint), plus the Host-header check on the same bytes. Must never crash, hang or
+// leak: bad bodies are ApiError values with a 4xx status.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "app/server_auth.h"
+#include "app/server_request.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1 || size > (1u << 20)) return 0;
+  using hearth::app::ApiKind;
+  static constexpr ApiKind kKinds[] = {ApiKind::kOpenAiChat, ApiKind::kOpenAiCompletion, ApiKind::kOllamaChat,
+                                       ApiKind::kOllamaGenerate};
+  const ApiKind kind = kKinds[data[0] % 4];
+  const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
+  const hearth::app::ParseResult r = hearth::app::parse_request(kind, body);
+  if (r.request) {
+    // What the handlers rely on.
+    const bool chat = kind == ApiKind::kOpenAiChat || kind == ApiKind::kOllamaChat;
+    if (chat && r.request->messages.empty()) std::abort();
+    if (r.request->gen.max_tokens < -1) std::abort();
+    if (!hearth::app::is_valid_utf8(r.request->prompt)) std::abort();
+  } else if (r.error.status < 400 || r.error.status > 499 || r.error.message.empty()) {
+    std::abort();
+  }
+  (void)hearth::app::host_allowed(body, "192.168.1.2");
+  (void)hearth::app::bearer_matches(body, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  return 0;
+}
