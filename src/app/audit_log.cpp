@@ -50,7 +50,8 @@ AuditLog::~AuditLog() { sodium_memzero(key_.data(), key_.size()); }
 std::string AuditLog::mac_of(const json& entry) const {
   const std::string body = entry.dump();
   unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(body.data()), body.size(), key_.data());
+  crypto_auth_hmacsha256(mac, reinterpret_cast<const unsigned char*>(body.data()), body.size(),
+                         key_.data());
   return to_hex(mac, sizeof mac);
 }
 
@@ -62,7 +63,8 @@ Expected<AuditAnchor> AuditLog::append(const std::string& event, const json& det
     int fd;
     ~Closer() { ::close(fd); }  // also releases the flock
   } closer{fd};
-  if (::flock(fd, LOCK_EX) != 0) return make_error("{}: cannot lock: {}", path_, std::strerror(errno));
+  if (::flock(fd, LOCK_EX) != 0)
+    return make_error("{}: cannot lock: {}", path_, std::strerror(errno));
 
   // The last complete line gives seq and prev; entries are short, so the tail suffices.
   struct stat st {};
@@ -70,20 +72,25 @@ Expected<AuditAnchor> AuditLog::append(const std::string& event, const json& det
   const off_t size = st.st_size;
   const off_t from = size > 65536 ? size - 65536 : 0;
   std::string tail(static_cast<size_t>(size - from), '\0');
-  if (!tail.empty() && ::pread(fd, tail.data(), tail.size(), from) != static_cast<ssize_t>(tail.size()))
+  if (!tail.empty() &&
+      ::pread(fd, tail.data(), tail.size(), from) != static_cast<ssize_t>(tail.size()))
     return make_error("{}: cannot read: {}", path_, std::strerror(errno));
   if (!tail.empty() && tail.back() != '\n')
-    return make_error("{}: the last line is incomplete (a crash while writing?); `hearth audit verify` shows where",
-                      path_);
+    return make_error(
+        "{}: the last line is incomplete (a crash while writing?); `hearth audit verify` shows "
+        "where",
+        path_);
   int64_t seq = 1;
   std::string prev = kZeroHash;
   if (!tail.empty()) {
     const size_t begin = tail.rfind('\n', tail.size() - 2);
-    const std::string last = tail.substr(begin == std::string::npos ? 0 : begin + 1, std::string::npos);
+    const std::string last =
+        tail.substr(begin == std::string::npos ? 0 : begin + 1, std::string::npos);
     const std::string line = last.substr(0, last.size() - 1);
     json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_integer())
-      return make_error("{}: the last line is not an audit entry; `hearth audit verify` for details", path_);
+      return make_error(
+          "{}: the last line is not an audit entry; `hearth audit verify` for details", path_);
     seq = j["seq"].get<int64_t>() + 1;
     prev = sha256_hex(line);
   }
@@ -111,7 +118,8 @@ Expected<AuditVerifyResult> AuditLog::verify(const std::optional<AuditAnchor>& a
     r.problem = fmt::format("line {}: {}", line, what);
     return r;
   };
-  if (!text.empty() && text.back() != '\n') return fail(static_cast<int64_t>(split_lines(text).size()), "incomplete line");
+  if (!text.empty() && text.back() != '\n')
+    return fail(static_cast<int64_t>(split_lines(text).size()), "incomplete line");
   std::string prev = kZeroHash;
   int64_t n = 0;
   bool anchor_seen = !anchor || anchor->seq == 0;
@@ -128,7 +136,8 @@ Expected<AuditVerifyResult> AuditLog::verify(const std::optional<AuditAnchor>& a
     if (!j.contains("seq") || !j["seq"].is_number_integer() || j["seq"].get<int64_t>() != n)
       return fail(n, fmt::format("sequence number is not {} (an entry was deleted or moved)", n));
     if (!j.contains("prev") || !j["prev"].is_string() || j["prev"].get<std::string>() != prev)
-      return fail(n, "does not chain to the line before it (an entry was deleted, inserted or moved)");
+      return fail(n,
+                  "does not chain to the line before it (an entry was deleted, inserted or moved)");
     prev = sha256_hex(line);
     if (anchor && anchor->seq == n) {
       if (anchor->hash != prev) return fail(n, "differs from the entry the vault recorded");
@@ -137,8 +146,11 @@ Expected<AuditVerifyResult> AuditLog::verify(const std::optional<AuditAnchor>& a
   }
   r.entries = n;
   if (!anchor_seen)
-    return fail(n + 1, fmt::format("the log ends at entry {} but the vault recorded entry {}: newer entries were removed",
-                                   n, anchor->seq));
+    return fail(
+        n + 1,
+        fmt::format(
+            "the log ends at entry {} but the vault recorded entry {}: newer entries were removed",
+            n, anchor->seq));
   r.ok = true;
   return r;
 }

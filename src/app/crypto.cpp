@@ -38,7 +38,8 @@ Expected<std::string> from_hex(std::string_view hex) {
   std::string out(hex.size() / 2, '\0');
   for (size_t i = 0; i < out.size(); ++i) {
     const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return make_error("not a hex digit at position {}", 2 * i + (hi < 0 ? 0 : 1));
+    if (hi < 0 || lo < 0)
+      return make_error("not a hex digit at position {}", 2 * i + (hi < 0 ? 0 : 1));
     out[i] = static_cast<char>(hi << 4 | lo);
   }
   return out;

@@ -28,7 +28,8 @@ constexpr size_t kMaxNameLength = 64;
 constexpr const char* kBlobPrefix = "blobs/sha256-";
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -49,12 +50,17 @@ std::string quantization_of(const format::GgufFile& g) {
 }
 
 json to_json(const ModelVersion& v) {
-  return json{{"version", v.version},     {"sha256", v.sha256},
+  return json{{"version", v.version},
+              {"sha256", v.sha256},
               {"blob", kBlobPrefix + v.sha256},
-              {"size", v.size},           {"architecture", v.architecture},
-              {"quantization", v.quantization}, {"source", v.source},
-              {"imported_at", v.imported_at},   {"verified_at", v.verified_at},
-              {"mtime_ns", v.mtime_ns},   {"state", v.changed ? "changed" : "verified"}};
+              {"size", v.size},
+              {"architecture", v.architecture},
+              {"quantization", v.quantization},
+              {"source", v.source},
+              {"imported_at", v.imported_at},
+              {"verified_at", v.verified_at},
+              {"mtime_ns", v.mtime_ns},
+              {"state", v.changed ? "changed" : "verified"}};
 }
 
 Expected<ModelVersion> version_from_json(const json& j, const std::string& where) {
@@ -62,11 +68,14 @@ Expected<ModelVersion> version_from_json(const json& j, const std::string& where
     ModelVersion v;
     v.version = j.at("version").get<int>();
     v.sha256 = j.at("sha256").get<std::string>();
-    if (!is_sha256_hex(v.sha256)) return make_error("{}: sha256 '{}' is not 64 hex digits", where, v.sha256);
+    if (!is_sha256_hex(v.sha256))
+      return make_error("{}: sha256 '{}' is not 64 hex digits", where, v.sha256);
     const std::string blob = j.at("blob").get<std::string>();
     if (blob != kBlobPrefix + v.sha256)
-      return make_error("{}: blob '{}' is not this store's blob for its hash; refusing a manifest that points elsewhere",
-                        where, blob);
+      return make_error(
+          "{}: blob '{}' is not this store's blob for its hash; refusing a manifest that points "
+          "elsewhere",
+          where, blob);
     v.size = j.at("size").get<uint64_t>();
     v.architecture = j.at("architecture").get<std::string>();
     v.quantization = j.at("quantization").get<std::string>();
@@ -75,7 +84,8 @@ Expected<ModelVersion> version_from_json(const json& j, const std::string& where
     v.verified_at = j.at("verified_at").get<int64_t>();
     v.mtime_ns = j.at("mtime_ns").get<int64_t>();
     const std::string state = j.at("state").get<std::string>();
-    if (state != "verified" && state != "changed") return make_error("{}: unknown state '{}'", where, state);
+    if (state != "verified" && state != "changed")
+      return make_error("{}: unknown state '{}'", where, state);
     v.changed = state == "changed";
     return v;
   } catch (const json::exception& e) {
@@ -84,7 +94,8 @@ Expected<ModelVersion> version_from_json(const json& j, const std::string& where
 }
 
 // Copies src to dst (created exclusively) while hashing the bytes written; fsyncs dst.
-Expected<std::string> copy_and_hash(const std::string& src, const std::string& dst, const Progress& progress) {
+Expected<std::string> copy_and_hash(const std::string& src, const std::string& dst,
+                                    const Progress& progress) {
   const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return make_error("{}: cannot open: {}", src, std::strerror(errno));
   const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
@@ -103,12 +114,18 @@ Expected<std::string> copy_and_hash(const std::string& src, const std::string& d
   for (;;) {
     const ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { error = fmt::format("{}: read failed: {}", src, std::strerror(errno)); break; }
+    if (n < 0) {
+      error = fmt::format("{}: read failed: {}", src, std::strerror(errno));
+      break;
+    }
     if (n == 0) break;
     for (ssize_t w = 0; w < n;) {
       const ssize_t k = ::write(out, buf.data() + w, static_cast<size_t>(n - w));
       if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) { error = fmt::format("{}: write failed: {}", dst, std::strerror(errno)); break; }
+      if (k <= 0) {
+        error = fmt::format("{}: write failed: {}", dst, std::strerror(errno));
+        break;
+      }
       w += k;
     }
     if (!error.empty()) break;
@@ -116,8 +133,10 @@ Expected<std::string> copy_and_hash(const std::string& src, const std::string& d
     done += static_cast<uint64_t>(n);
     if (progress && done - last >= (8u << 20)) progress(done, total), last = done;
   }
-  if (error.empty() && ::fsync(out) != 0) error = fmt::format("{}: fsync failed: {}", dst, std::strerror(errno));
-  if (::close(out) != 0 && error.empty()) error = fmt::format("{}: close failed: {}", dst, std::strerror(errno));
+  if (error.empty() && ::fsync(out) != 0)
+    error = fmt::format("{}: fsync failed: {}", dst, std::strerror(errno));
+  if (::close(out) != 0 && error.empty())
+    error = fmt::format("{}: close failed: {}", dst, std::strerror(errno));
   ::close(in);
   if (!error.empty()) {
     ::unlink(dst.c_str());
@@ -134,13 +153,14 @@ ModelStore::ModelStore(std::string data_dir) : root_(std::move(data_dir)) {}
 Status ModelStore::validate_name(const std::string& name) {
   if (name.empty()) return make_error("a model name cannot be empty");
   if (name.size() > kMaxNameLength)
-    return make_error("model name '{}...' is too long ({} characters; at most {})", name.substr(0, 16), name.size(),
-                      kMaxNameLength);
+    return make_error("model name '{}...' is too long ({} characters; at most {})",
+                      name.substr(0, 16), name.size(), kMaxNameLength);
   if (name[0] == '.') return make_error("model name '{}' may not start with '.'", name);
-  if (name.find("..") != std::string::npos) return make_error("model name '{}' may not contain '..'", name);
+  if (name.find("..") != std::string::npos)
+    return make_error("model name '{}' may not contain '..'", name);
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-' || c == '+';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-' || c == '+';
     if (!ok)
       return make_error("model name '{}' contains '{}': use letters, digits and . _ - + only", name,
                         c == '/' ? std::string("/") : std::string(1, c));
@@ -148,9 +168,13 @@ Status ModelStore::validate_name(const std::string& name) {
   return Status::ok();
 }
 
-std::string ModelStore::blob_path(const std::string& sha256) const { return root_ + "/" + kBlobPrefix + sha256; }
+std::string ModelStore::blob_path(const std::string& sha256) const {
+  return root_ + "/" + kBlobPrefix + sha256;
+}
 
-std::string ModelStore::manifest_path(const std::string& name) const { return root_ + "/manifests/" + name + ".json"; }
+std::string ModelStore::manifest_path(const std::string& name) const {
+  return root_ + "/manifests/" + name + ".json";
+}
 
 std::optional<std::string> ModelStore::hash_of_blob_path(const std::string& path) const {
   const std::string prefix = root_ + "/" + kBlobPrefix;
@@ -168,7 +192,8 @@ Status ModelStore::save(const ModelManifest& m) const {
   return platform::write_file_atomic(manifest_path(m.name), j.dump(2) + "\n", 0600);
 }
 
-Expected<ModelManifest> ModelStore::load_manifest(const std::string& path, const std::string& name) const {
+Expected<ModelManifest> ModelStore::load_manifest(const std::string& path,
+                                                  const std::string& name) const {
   auto text = platform::read_file(path, 1 << 20);
   if (!text) return Error{text.error()};
   json j = json::parse(*text, nullptr, false);
@@ -196,7 +221,8 @@ Expected<ModelManifest> ModelStore::get(const std::string& name) const {
   if (Status s = validate_name(name); !s) return Error{s.error()};
   std::error_code ec;
   if (!fs::is_regular_file(manifest_path(name), ec))
-    return make_error("no model named '{}' in the store ({}); `hearth list` shows the models there", name, root_);
+    return make_error("no model named '{}' in the store ({}); `hearth list` shows the models there",
+                      name, root_);
   return load_manifest(manifest_path(name), name);
 }
 
@@ -216,7 +242,8 @@ Expected<std::vector<ModelManifest>> ModelStore::list() const {
   return out;
 }
 
-Expected<ModelVersion> ModelStore::import(const std::string& file, const std::string& name, const Progress& progress) {
+Expected<ModelVersion> ModelStore::import(const std::string& file, const std::string& name,
+                                          const Progress& progress) {
   if (Status s = validate_name(name); !s) return Error{s.error()};
   if (Status s = crypto_init(); !s) return Error{s.error()};
   std::error_code ec;
@@ -227,7 +254,8 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   {
     auto model = engine::Model::load(file);  // the same checks a run makes
     if (!model) return make_error("cannot import: {}", model.error());
-    v.architecture = std::string((*model)->gguf().get_string("general.architecture").value_or("unknown"));
+    v.architecture =
+        std::string((*model)->gguf().get_string("general.architecture").value_or("unknown"));
     v.quantization = quantization_of((*model)->gguf());
   }
   std::optional<ModelManifest> existing;
@@ -256,7 +284,8 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   struct stat st {};
   if (::lstat(blob.c_str(), &st) == 0) {
     ::unlink(tmp.c_str());  // the same bytes are already stored
-    if (!S_ISREG(st.st_mode)) return make_error("{}: exists but is not a regular file; remove it", blob);
+    if (!S_ISREG(st.st_mode))
+      return make_error("{}: exists but is not a regular file; remove it", blob);
   } else {
     if (::rename(tmp.c_str(), blob.c_str()) != 0) {
       const int err = errno;
@@ -272,7 +301,8 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   v.imported_at = v.verified_at = now_seconds();
 
   ModelManifest m = existing ? std::move(*existing) : ModelManifest{name, {}};
-  if (!m.versions.empty() && m.current().sha256 == v.sha256 && !m.current().changed) return m.current();
+  if (!m.versions.empty() && m.current().sha256 == v.sha256 && !m.current().changed)
+    return m.current();
   v.version = m.versions.empty() ? 1 : m.current().version + 1;
   m.versions.push_back(v);
   if (Status s = save(m); !s) return Error{s.error()};

@@ -25,7 +25,8 @@ constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 constexpr size_t kTitleChars = 60;
 
 int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -41,17 +42,30 @@ std::string iso(int64_t t) {
 // One prepared statement; finalized on scope exit.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
+  }
   ~Stmt() { sqlite3_finalize(s_); }
   bool ok() const { return rc_ == SQLITE_OK; }
-  Stmt& bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
-  Stmt& bind(int i, const std::string& v) { sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
-  Stmt& bind_text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   int step() { return rc_ = sqlite3_step(s_); }
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   std::string blob(int c) const {
     const void* p = sqlite3_column_blob(s_, c);
-    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+    return p ? std::string(static_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, c)))
+             : std::string();
   }
   std::string error() const { return sqlite3_errmsg(db_); }
 
@@ -69,41 +83,47 @@ std::string title_of(const std::string& text) {
   return text.substr(0, n);
 }
 
-std::string record_ad(const char* table, const char* field, int64_t conv, int64_t index, const std::string& role) {
+std::string record_ad(const char* table, const char* field, int64_t conv, int64_t index,
+                      const std::string& role) {
   return fmt::format("hearth-vault/v1/{}/{}/{}/{}/{}", table, field, conv, index, role);
 }
 
-Expected<std::string> wrap(const std::array<unsigned char, 32>& kek, const std::array<unsigned char, 32>& data_key) {
+Expected<std::string> wrap(const std::array<unsigned char, 32>& kek,
+                           const std::array<unsigned char, 32>& data_key) {
   std::string out(kNonce + data_key.size() + kTag, '\0');
   auto* p = reinterpret_cast<unsigned char*>(out.data());
   randombytes_buf(p, kNonce);
   unsigned long long n = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(p + kNonce, &n, data_key.data(), data_key.size(),
-                                             reinterpret_cast<const unsigned char*>(kDataKeyAd), std::strlen(kDataKeyAd),
-                                             nullptr, p, kek.data());
+                                             reinterpret_cast<const unsigned char*>(kDataKeyAd),
+                                             std::strlen(kDataKeyAd), nullptr, p, kek.data());
   return out;
 }
 
-bool unwrap(const std::array<unsigned char, 32>& kek, const std::string& wrapped, std::array<unsigned char, 32>& data_key) {
+bool unwrap(const std::array<unsigned char, 32>& kek, const std::string& wrapped,
+            std::array<unsigned char, 32>& data_key) {
   if (wrapped.size() != kNonce + data_key.size() + kTag) return false;
   const auto* p = reinterpret_cast<const unsigned char*>(wrapped.data());
   unsigned long long n = 0;
-  return crypto_aead_xchacha20poly1305_ietf_decrypt(data_key.data(), &n, nullptr, p + kNonce, wrapped.size() - kNonce,
-                                                    reinterpret_cast<const unsigned char*>(kDataKeyAd),
-                                                    std::strlen(kDataKeyAd), p, kek.data()) == 0 &&
+  return crypto_aead_xchacha20poly1305_ietf_decrypt(
+             data_key.data(), &n, nullptr, p + kNonce, wrapped.size() - kNonce,
+             reinterpret_cast<const unsigned char*>(kDataKeyAd), std::strlen(kDataKeyAd), p,
+             kek.data()) == 0 &&
          n == data_key.size();
 }
 
-Status derive_kek(const std::string& passphrase, const std::string& salt, uint64_t ops, uint64_t mem,
-                  std::array<unsigned char, 32>& kek) {
-  if (salt.size() != crypto_pwhash_SALTBYTES) return make_error("vault: stored salt has the wrong size");
+Status derive_kek(const std::string& passphrase, const std::string& salt, uint64_t ops,
+                  uint64_t mem, std::array<unsigned char, 32>& kek) {
+  if (salt.size() != crypto_pwhash_SALTBYTES)
+    return make_error("vault: stored salt has the wrong size");
   if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_SENSITIVE * 4 ||
       mem < crypto_pwhash_MEMLIMIT_MIN || mem > (4ull << 30))
-    return make_error("vault: stored Argon2id limits (ops {}, mem {}) are out of range; the database is damaged", ops,
-                      mem);
+    return make_error(
+        "vault: stored Argon2id limits (ops {}, mem {}) are out of range; the database is damaged",
+        ops, mem);
   if (crypto_pwhash(kek.data(), kek.size(), passphrase.data(), passphrase.size(),
-                    reinterpret_cast<const unsigned char*>(salt.data()), ops, static_cast<size_t>(mem),
-                    crypto_pwhash_ALG_ARGON2ID13) != 0)
+                    reinterpret_cast<const unsigned char*>(salt.data()), ops,
+                    static_cast<size_t>(mem), crypto_pwhash_ALG_ARGON2ID13) != 0)
     return make_error("vault: Argon2id ran out of memory ({} MiB needed)", mem >> 20);
   return Status::ok();
 }
@@ -111,23 +131,27 @@ Status derive_kek(const std::string& passphrase, const std::string& salt, uint64
 // Limits for new passphrase wraps; the weak ones are for tests only (see vault.h).
 std::pair<uint64_t, uint64_t> kdf_limits() {
   const char* weak = std::getenv("HEARTH_TEST_WEAK_KDF");
-  if (weak && std::string(weak) == "1") return {crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
+  if (weak && std::string(weak) == "1")
+    return {crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
   return {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE};
 }
 
 Status read_key_file(const std::string& path, std::array<unsigned char, 32>& kek) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error("{}: cannot open the vault key file: {}", path, std::strerror(errno));
+  if (fd < 0)
+    return make_error("{}: cannot open the vault key file: {}", path, std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
   if ((st.st_mode & 077) != 0) {
     ::close(fd);
-    return make_error("{}: the vault key file is readable by other users (mode {:o}); run `chmod 600 {}`", path,
-                      st.st_mode & 0777, path);
+    return make_error(
+        "{}: the vault key file is readable by other users (mode {:o}); run `chmod 600 {}`", path,
+        st.st_mode & 0777, path);
   }
   const ssize_t n = ::read(fd, kek.data(), kek.size());
   ::close(fd);
-  if (n != static_cast<ssize_t>(kek.size())) return make_error("{}: the vault key file is damaged (wrong size)", path);
+  if (n != static_cast<ssize_t>(kek.size()))
+    return make_error("{}: the vault key file is damaged (wrong size)", path);
   return Status::ok();
 }
 
@@ -151,8 +175,8 @@ Expected<Wrapped> make_wrap(const std::string& dir, const std::optional<std::str
     w.kdf = "keyfile";
     randombytes_buf(kek.data(), kek.size());
     const std::string path = dir + "/vault.key.new";
-    if (Status s = platform::write_file_atomic(path, std::string_view(reinterpret_cast<char*>(kek.data()), kek.size()),
-                                               0600);
+    if (Status s = platform::write_file_atomic(
+            path, std::string_view(reinterpret_cast<char*>(kek.data()), kek.size()), 0600);
         !s)
       return Error{s.error()};
   }
@@ -182,7 +206,9 @@ Status Vault::exec(const char* sql) {
 }
 
 Status Vault::set_meta(const std::string& key, const std::string& value) {
-  Stmt s(db_, "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  Stmt s(db_,
+         "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = "
+         "excluded.value");
   if (!s.ok() || s.bind_text(1, key).bind(2, value).step() != SQLITE_DONE)
     return make_error("{}: cannot write meta '{}': {}", db_path(), key, s.error());
   return Status::ok();
@@ -248,32 +274,42 @@ Expected<VaultInfo> Vault::inspect(const std::string& dir) {
   return info;
 }
 
-Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir, const std::optional<std::string>& passphrase) {
+Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir,
+                                             const std::optional<std::string>& passphrase) {
   if (Status s = crypto_init(); !s) return Error{s.error()};
   if (Status s = platform::make_private_dir(dir); !s) return Error{s.error()};
   std::unique_ptr<Vault> v(new Vault());
   v->dir_ = dir;
   const bool existed = ::access(v->db_path().c_str(), F_OK) == 0;
-  if (sqlite3_open_v2(v->db_path().c_str(), &v->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+  if (sqlite3_open_v2(v->db_path().c_str(), &v->db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK)
-    return make_error("{}: cannot open the vault: {}", v->db_path(), v->db_ ? sqlite3_errmsg(v->db_) : "out of memory");
+    return make_error("{}: cannot open the vault: {}", v->db_path(),
+                      v->db_ ? sqlite3_errmsg(v->db_) : "out of memory");
   sqlite3_busy_timeout(v->db_, 5000);
   if (existed) ::chmod(v->db_path().c_str(), 0600);
-  if (Status s = v->exec("PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"); !s)
+  if (Status s =
+          v->exec("PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
+      !s)
     return Error{s.error()};
 
-  auto kdf = existed ? v->get_meta("kdf") : Expected<std::optional<std::string>>(std::optional<std::string>());
+  auto kdf = existed ? v->get_meta("kdf")
+                     : Expected<std::optional<std::string>>(std::optional<std::string>());
   if (!kdf) return Error{kdf.error()};
   if (!*kdf) {  // a new vault (or one whose creation never committed)
-    if (Status s = v->exec(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-            "BEGIN IMMEDIATE;"
-            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS conversations(id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL,"
-            " updated INTEGER NOT NULL, model TEXT NOT NULL, title BLOB NOT NULL, system BLOB NOT NULL);"
-            "CREATE TABLE IF NOT EXISTS messages(conv_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
-            " idx INTEGER NOT NULL, role TEXT NOT NULL, created INTEGER NOT NULL, body BLOB NOT NULL,"
-            " PRIMARY KEY(conv_id, idx));");
+    if (Status s =
+            v->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                    "BEGIN IMMEDIATE;"
+                    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+                    "CREATE TABLE IF NOT EXISTS conversations(id INTEGER PRIMARY KEY "
+                    "AUTOINCREMENT, created INTEGER NOT NULL,"
+                    " updated INTEGER NOT NULL, model TEXT NOT NULL, title BLOB NOT NULL, system "
+                    "BLOB NOT NULL);"
+                    "CREATE TABLE IF NOT EXISTS messages(conv_id INTEGER NOT NULL REFERENCES "
+                    "conversations(id) ON DELETE CASCADE,"
+                    " idx INTEGER NOT NULL, role TEXT NOT NULL, created INTEGER NOT NULL, body "
+                    "BLOB NOT NULL,"
+                    " PRIMARY KEY(conv_id, idx));");
         !s)
       return Error{s.error()};
     randombytes_buf(v->data_key_.data(), v->data_key_.size());
@@ -300,19 +336,23 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir, const std::
   } else {
     auto wrapped = v->get_meta("wrapped_key");
     if (!wrapped) return Error{wrapped.error()};
-    if (!*wrapped) return make_error("{}: the vault has no wrapped key; it is damaged", v->db_path());
+    if (!*wrapped)
+      return make_error("{}: the vault has no wrapped key; it is damaged", v->db_path());
     std::array<unsigned char, 32> kek{};
     if (**kdf == "argon2id") {
       v->holding_ = KeyHolding::kPassphrase;
       if (!passphrase || passphrase->empty())
-        return make_error("the vault {} is locked with a passphrase: set HEARTH_PASSPHRASE or run in a terminal to be "
-                          "asked for it (or use --no-history)",
-                          v->db_path());
+        return make_error(
+            "the vault {} is locked with a passphrase: set HEARTH_PASSPHRASE or run in a terminal "
+            "to be "
+            "asked for it (or use --no-history)",
+            v->db_path());
       auto salt = v->get_meta("salt");
       auto ops = v->get_meta("opslimit");
       auto mem = v->get_meta("memlimit");
       if (!salt || !ops || !mem || !*salt || !*ops || !*mem)
-        return make_error("{}: the vault's key parameters are missing; it is damaged", v->db_path());
+        return make_error("{}: the vault's key parameters are missing; it is damaged",
+                          v->db_path());
       if (Status s = derive_kek(*passphrase, **salt, std::strtoull((*ops)->c_str(), nullptr, 10),
                                 std::strtoull((*mem)->c_str(), nullptr, 10), kek);
           !s)
@@ -327,18 +367,23 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir, const std::
     sodium_memzero(kek.data(), kek.size());
     if (!ok)
       return Error{v->holding_ == KeyHolding::kPassphrase
-                       ? std::string("wrong passphrase for the vault ") + v->db_path() + " (nothing was changed)"
+                       ? std::string("wrong passphrase for the vault ") + v->db_path() +
+                             " (nothing was changed)"
                        : "the vault key file " + dir + "/vault.key does not open " + v->db_path() +
                              " (was it replaced?); nothing was changed"};
-    if (Status s = v->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return Error{s.error()};
+    if (Status s = v->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s)
+      return Error{s.error()};
   }
-  crypto_kdf_derive_from_key(v->content_key_.data(), v->content_key_.size(), 1, "hvault01", v->data_key_.data());
+  crypto_kdf_derive_from_key(v->content_key_.data(), v->content_key_.size(), 1, "hvault01",
+                             v->data_key_.data());
   AuditLog::Key ak{};
   crypto_kdf_derive_from_key(ak.data(), ak.size(), 2, "haudit01", v->data_key_.data());
   v->audit_ = std::make_unique<AuditLog>(dir + "/audit.log", ak);
   sodium_memzero(ak.data(), ak.size());
   if (!existed) {
-    if (Status s = v->audit("vault_created", {{"key", v->holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});
+    if (Status s =
+            v->audit("vault_created",
+                     {{"key", v->holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});
         !s)
       return Error{s.error()};
   }
@@ -350,9 +395,10 @@ Expected<std::string> Vault::seal(const std::string& text, const std::string& ad
   auto* p = reinterpret_cast<unsigned char*>(out.data());
   randombytes_buf(p, kNonce);
   unsigned long long n = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(p + kNonce, &n, reinterpret_cast<const unsigned char*>(text.data()),
-                                             text.size(), reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
-                                             nullptr, p, content_key_.data());
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+      p + kNonce, &n, reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+      reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, p,
+      content_key_.data());
   return out;
 }
 
@@ -361,11 +407,12 @@ Expected<std::string> Vault::unseal(const std::string& blob, const std::string& 
   std::string out(blob.size() - kNonce - kTag, '\0');
   const auto* p = reinterpret_cast<const unsigned char*>(blob.data());
   unsigned long long n = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(out.data()), &n, nullptr,
-                                                 p + kNonce, blob.size() - kNonce,
-                                                 reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), p,
-                                                 content_key_.data()) != 0)
-    return make_error("{}: record {} does not decrypt (altered, or moved from another record)", db_path(), ad);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(out.data()), &n,
+                                                 nullptr, p + kNonce, blob.size() - kNonce,
+                                                 reinterpret_cast<const unsigned char*>(ad.data()),
+                                                 ad.size(), p, content_key_.data()) != 0)
+    return make_error("{}: record {} does not decrypt (altered, or moved from another record)",
+                      db_path(), ad);
   out.resize(n);
   return out;
 }
@@ -403,7 +450,9 @@ Expected<int64_t> Vault::create_conversation(const std::string& model, const std
   int64_t id = 0;
   {
     // The id must be known before sealing (it is in the associated data): insert, then seal.
-    Stmt ins(db_, "INSERT INTO conversations(created, updated, model, title, system) VALUES(?1, ?1, ?2, x'', x'')");
+    Stmt ins(db_,
+             "INSERT INTO conversations(created, updated, model, title, system) VALUES(?1, ?1, ?2, "
+             "x'', x'')");
     if (!ins.ok() || ins.bind(1, now).bind_text(2, model).step() != SQLITE_DONE) {
       (void)exec("ROLLBACK;");
       return make_error("{}: cannot store a conversation: {}", db_path(), ins.error());
@@ -421,7 +470,8 @@ Expected<int64_t> Vault::create_conversation(const std::string& model, const std
   return id;
 }
 
-Status Vault::append_messages(int64_t id, const std::vector<std::pair<std::string, std::string>>& messages) {
+Status Vault::append_messages(int64_t id,
+                              const std::vector<std::pair<std::string, std::string>>& messages) {
   if (Status s = exec("BEGIN IMMEDIATE;"); !s) return s;
   auto rollback = [&](std::string msg) {
     (void)exec("ROLLBACK;");
@@ -429,17 +479,23 @@ Status Vault::append_messages(int64_t id, const std::vector<std::pair<std::strin
   };
   int64_t next = 0;
   {
-    Stmt q(db_, "SELECT COALESCE(MAX(idx) + 1, 0), (SELECT COUNT(*) FROM conversations WHERE id = ?1) FROM messages "
-                "WHERE conv_id = ?1");
-    if (!q.ok() || q.bind(1, id).step() != SQLITE_ROW) return rollback(fmt::format("{}: {}", db_path(), q.error()));
+    Stmt q(db_,
+           "SELECT COALESCE(MAX(idx) + 1, 0), (SELECT COUNT(*) FROM conversations WHERE id = ?1) "
+           "FROM messages "
+           "WHERE conv_id = ?1");
+    if (!q.ok() || q.bind(1, id).step() != SQLITE_ROW)
+      return rollback(fmt::format("{}: {}", db_path(), q.error()));
     if (q.i64(1) == 0) return rollback(fmt::format("no conversation {} in the vault", id));
     next = q.i64(0);
   }
   const int64_t now = now_seconds();
   for (const auto& [role, text] : messages) {
     auto body = seal(text, record_ad("messages", "body", id, next, role));
-    Stmt ins(db_, "INSERT INTO messages(conv_id, idx, role, created, body) VALUES(?1, ?2, ?3, ?4, ?5)");
-    if (!ins.ok() || ins.bind(1, id).bind(2, next).bind_text(3, role).bind(4, now).bind(5, *body).step() != SQLITE_DONE)
+    Stmt ins(db_,
+             "INSERT INTO messages(conv_id, idx, role, created, body) VALUES(?1, ?2, ?3, ?4, ?5)");
+    if (!ins.ok() ||
+        ins.bind(1, id).bind(2, next).bind_text(3, role).bind(4, now).bind(5, *body).step() !=
+            SQLITE_DONE)
       return rollback(fmt::format("{}: cannot store a message: {}", db_path(), ins.error()));
     ++next;
   }
@@ -452,7 +508,8 @@ Status Vault::append_messages(int64_t id, const std::vector<std::pair<std::strin
 Expected<std::vector<Conversation>> Vault::list() {
   std::vector<Conversation> out;
   Stmt s(db_,
-         "SELECT id, created, updated, model, title, (SELECT COUNT(*) FROM messages m WHERE m.conv_id = c.id) "
+         "SELECT id, created, updated, model, title, (SELECT COUNT(*) FROM messages m WHERE "
+         "m.conv_id = c.id) "
          "FROM conversations c ORDER BY updated DESC, id DESC");
   if (!s.ok()) return make_error("{}: {}", db_path(), s.error());
   int rc;
@@ -477,7 +534,8 @@ Expected<Conversation> Vault::get(int64_t id) {
   {
     Stmt s(db_, "SELECT created, updated, model, title, system FROM conversations WHERE id = ?1");
     if (!s.ok()) return make_error("{}: {}", db_path(), s.error());
-    if (s.bind(1, id).step() != SQLITE_ROW) return make_error("no conversation {} in the vault", id);
+    if (s.bind(1, id).step() != SQLITE_ROW)
+      return make_error("no conversation {} in the vault", id);
     c.id = id;
     c.created = s.i64(0);
     c.updated = s.i64(1);
@@ -517,7 +575,8 @@ Expected<std::string> Vault::export_json() {
     if (!c) return Error{c.error()};
     json msgs = json::array();
     for (const auto& m : c->messages)
-      msgs.push_back({{"index", m.index}, {"role", m.role}, {"created", iso(m.created)}, {"text", m.text}});
+      msgs.push_back(
+          {{"index", m.index}, {"role", m.role}, {"created", iso(m.created)}, {"text", m.text}});
     convs.push_back({{"id", c->id},
                      {"created", iso(c->created)},
                      {"updated", iso(c->updated)},
@@ -526,12 +585,16 @@ Expected<std::string> Vault::export_json() {
                      {"system", c->system},
                      {"messages", msgs}});
   }
-  const json doc{{"format", "hearth-history-export-v1"}, {"exported_at", iso(now_seconds())}, {"conversations", convs}};
-  if (Status s = audit("history_exported", {{"conversations", convs.size()}}); !s) return Error{s.error()};
+  const json doc{{"format", "hearth-history-export-v1"},
+                 {"exported_at", iso(now_seconds())},
+                 {"conversations", convs}};
+  if (Status s = audit("history_exported", {{"conversations", convs.size()}}); !s)
+    return Error{s.error()};
   return doc.dump(2) + "\n";
 }
 
-Expected<ForgetReport> Vault::erase_where(const char* conv_sql, const char* msg_sql, std::optional<int64_t> id) {
+Expected<ForgetReport> Vault::erase_where(const char* conv_sql, const char* msg_sql,
+                                          std::optional<int64_t> id) {
   ForgetReport r;
   if (Status s = exec("BEGIN IMMEDIATE;"); !s) return Error{s.error()};
   {
@@ -556,7 +619,8 @@ Expected<ForgetReport> Vault::erase_where(const char* conv_sql, const char* msg_
   // WAL (which still holds older frames with the ciphertext), and rebuild the file.
   auto checkpoint = [&]() -> Expected<bool> {
     Stmt cp(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
-    if (!cp.ok() || cp.step() != SQLITE_ROW) return make_error("{}: checkpoint failed: {}", db_path(), cp.error());
+    if (!cp.ok() || cp.step() != SQLITE_ROW)
+      return make_error("{}: checkpoint failed: {}", db_path(), cp.error());
     return cp.i64(0) == 0;  // busy = 0: completed
   };
   auto done = checkpoint();
@@ -567,13 +631,15 @@ Expected<ForgetReport> Vault::erase_where(const char* conv_sql, const char* msg_
   r.wal_cleared = *done && *done2;
   json details{{"conversations", r.conversations}, {"messages", r.messages}};
   if (id) details["id"] = *id;
-  if (Status s = audit(id ? "conversation_forgotten" : "history_forgotten", details); !s) return Error{s.error()};
+  if (Status s = audit(id ? "conversation_forgotten" : "history_forgotten", details); !s)
+    return Error{s.error()};
   (void)checkpoint();  // the audit anchor update
   return r;
 }
 
 Expected<ForgetReport> Vault::forget(int64_t id) {
-  return erase_where("DELETE FROM conversations WHERE id = ?1", "DELETE FROM messages WHERE conv_id = ?1", id);
+  return erase_where("DELETE FROM conversations WHERE id = ?1",
+                     "DELETE FROM messages WHERE conv_id = ?1", id);
 }
 
 Expected<ForgetReport> Vault::forget_all() {
@@ -603,16 +669,21 @@ Status Vault::change_key(const std::optional<std::string>& new_passphrase) {
   holding_ = w->kdf == "argon2id" ? KeyHolding::kPassphrase : KeyHolding::kKeyFile;
   if (holding_ == KeyHolding::kPassphrase) ::unlink((dir_ + "/vault.key").c_str());
   // Old wraps must not survive in the WAL or free pages.
-  if (Status c = exec("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"); !c) return c;
-  return audit("key_changed", {{"key", holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});
+  if (Status c = exec("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);");
+      !c)
+    return c;
+  return audit("key_changed",
+               {{"key", holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});
 }
 
-Status TurnRecorder::record(const std::string& system, const std::string& user, const std::string& assistant) {
+Status TurnRecorder::record(const std::string& system, const std::string& user,
+                            const std::string& assistant) {
   if (id_ == 0) {
     auto id = vault_.create_conversation(model_, user, system);
     if (!id) return Status(Error{id.error()});
     id_ = *id;
-    if (Status s = vault_.audit("conversation_stored", {{"id", id_}, {"model", model_}}); !s) return s;
+    if (Status s = vault_.audit("conversation_stored", {{"id", id_}, {"model", model_}}); !s)
+      return s;
   }
   return vault_.append_messages(id_, {{"user", user}, {"assistant", assistant}});
 }

@@ -74,9 +74,9 @@ struct VaultInfo {
   KeyHolding holding = KeyHolding::kKeyFile;
   uint64_t opslimit = 0, memlimit = 0;  // Argon2id limits (passphrase vaults)
   int64_t conversations = 0, messages = 0;
-  std::string key_file;         // path of vault.key
+  std::string key_file;  // path of vault.key
   bool key_file_exists = false;
-  unsigned key_file_mode = 0;   // permission bits
+  unsigned key_file_mode = 0;  // permission bits
 };
 
 class Vault {
@@ -96,7 +96,8 @@ class Vault {
   Expected<int64_t> create_conversation(const std::string& model, const std::string& title,
                                         const std::string& system);
   // Appends messages (role, text) to conversation `id` in one transaction.
-  Status append_messages(int64_t id, const std::vector<std::pair<std::string, std::string>>& messages);
+  Status append_messages(int64_t id,
+                         const std::vector<std::pair<std::string, std::string>>& messages);
   Expected<std::vector<Conversation>> list();  // titles only, newest first
   Expected<Conversation> get(int64_t id);
   // Every conversation with its messages, as JSON text in the documented export format.
@@ -121,7 +122,8 @@ class Vault {
   Status exec(const char* sql);
   Expected<std::string> seal(const std::string& text, const std::string& ad) const;
   Expected<std::string> unseal(const std::string& blob, const std::string& ad) const;
-  Expected<ForgetReport> erase_where(const char* conv_sql, const char* msg_sql, std::optional<int64_t> id);
+  Expected<ForgetReport> erase_where(const char* conv_sql, const char* msg_sql,
+                                     std::optional<int64_t> id);
   Status set_meta(const std::string& key, const std::string& value);
   Expected<std::optional<std::string>> get_meta(const std::string& key);
 

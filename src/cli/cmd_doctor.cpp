@@ -20,13 +20,16 @@ std::string mode_of(const std::string& path) {
   return fmt::format("mode {:04o}", st.st_mode & 07777);
 }
 
-void row(const std::string& label, const std::string& text) { fmt::print("  {:<14} {}\n", label, text); }
+void row(const std::string& label, const std::string& text) {
+  fmt::print("  {:<14} {}\n", label, text);
+}
 
 }  // namespace
 
 void register_doctor(CLI::App& app, int& exit_code) {
   auto no_hash = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("doctor", "Show where your data lives, how it is protected, and check models");
+  CLI::App* cmd = app.add_subcommand(
+      "doctor", "Show where your data lives, how it is protected, and check models");
   cmd->add_flag("--no-hash", *no_hash, "Do not re-hash the models in the store (faster)");
   cmd->callback([no_hash, &exit_code] {
     const std::string data = app::data_dir();
@@ -43,26 +46,34 @@ void register_doctor(CLI::App& app, int& exit_code) {
     } else if (!info->exists) {
       row("vault", "none yet (made on the first `hearth run` without --no-history)");
     } else {
-      row("vault", fmt::format("{}/vault.db: {} conversations, {} messages", data, info->conversations, info->messages));
-      row("encryption", "every message, title and system prompt: XChaCha20-Poly1305, per-record nonce, record id bound");
+      row("vault", fmt::format("{}/vault.db: {} conversations, {} messages", data,
+                               info->conversations, info->messages));
+      row("encryption",
+          "every message, title and system prompt: XChaCha20-Poly1305, per-record nonce, record id "
+          "bound");
       if (info->holding == app::KeyHolding::kPassphrase) {
         const bool weak = info->opslimit < crypto_pwhash_OPSLIMIT_INTERACTIVE ||
                           info->memlimit < crypto_pwhash_MEMLIMIT_INTERACTIVE;
-        row("key", fmt::format("wrapped by your passphrase (Argon2id, ops {}, {} KiB){}; no key on disk",
-                               info->opslimit, info->memlimit >> 10,
-                               weak ? " — WEAK test-only limits: run `hearth vault passwd`" : ""));
+        row("key",
+            fmt::format("wrapped by your passphrase (Argon2id, ops {}, {} KiB){}; no key on disk",
+                        info->opslimit, info->memlimit >> 10,
+                        weak ? " — WEAK test-only limits: run `hearth vault passwd`" : ""));
         problems = problems || weak;
       } else {
         const bool loose = info->key_file_exists && (info->key_file_mode & 077);
-        row("key", fmt::format("in a key file {} ({}){}; anyone who can read it can read your history. "
-                               "`hearth vault passwd` sets a passphrase instead",
-                               info->key_file, info->key_file_exists ? fmt::format("mode {:04o}", info->key_file_mode) : "MISSING",
-                               loose ? " — TOO OPEN, chmod 600" : ""));
+        row("key",
+            fmt::format(
+                "in a key file {} ({}){}; anyone who can read it can read your history. "
+                "`hearth vault passwd` sets a passphrase instead",
+                info->key_file,
+                info->key_file_exists ? fmt::format("mode {:04o}", info->key_file_mode) : "MISSING",
+                loose ? " — TOO OPEN, chmod 600" : ""));
         problems = problems || loose || !info->key_file_exists;
       }
       row("erasure", "`hearth history forget ID|--all`: secure_delete, WAL checkpoint, VACUUM");
-      row("audit log", fmt::format("{}/audit.log ({}); `hearth audit verify` checks its chain and MACs", data,
-                                   mode_of(data + "/audit.log")));
+      row("audit log",
+          fmt::format("{}/audit.log ({}); `hearth audit verify` checks its chain and MACs", data,
+                      mode_of(data + "/audit.log")));
     }
 
     fmt::print("\nModels\n");
@@ -72,11 +83,13 @@ void register_doctor(CLI::App& app, int& exit_code) {
       row("store", "ERROR: " + all.error());
       problems = true;
     } else if (all->empty()) {
-      row("store", fmt::format("{}: empty (`hearth import FILE.gguf` adds a model with its hash)", data));
+      row("store",
+          fmt::format("{}: empty (`hearth import FILE.gguf` adds a model with its hash)", data));
     } else {
       for (const auto& m : *all) {
         if (*no_hash) {
-          row(m.name, fmt::format("{} (not re-hashed)", m.current().changed ? "CHANGED" : "recorded"));
+          row(m.name,
+              fmt::format("{} (not re-hashed)", m.current().changed ? "CHANGED" : "recorded"));
           continue;
         }
         auto r = store.verify(m.name);
@@ -91,23 +104,29 @@ void register_doctor(CLI::App& app, int& exit_code) {
       }
     }
     const auto loose = app::list_models();
-    row("model dir", fmt::format("{}: {} .gguf file(s) used by name without a recorded hash", app::model_dir(),
-                                 loose.size()));
+    row("model dir", fmt::format("{}: {} .gguf file(s) used by name without a recorded hash",
+                                 app::model_dir(), loose.size()));
 
     fmt::print("\nNetwork and process\n");
     row("telemetry", "none: Hearth has no telemetry, update check or crash reporting code");
     row("outbound", "none: no command opens an outbound connection");
-    row("serve", fmt::format("binds 127.0.0.1:{} (loopback only) unless --listen is given; API key required",
-                             app::kDefaultServerPort));
+    row("serve",
+        fmt::format("binds 127.0.0.1:{} (loopback only) unless --listen is given; API key required",
+                    app::kDefaultServerPort));
     const int abi = platform::landlock_abi();
     if (abi == 0)
-      row("sandbox", "NOT AVAILABLE: this kernel has no Landlock; `hearth run` runs unconfined "
-                     "(--require-sandbox refuses to)");
+      row("sandbox",
+          "NOT AVAILABLE: this kernel has no Landlock; `hearth run` runs unconfined "
+          "(--require-sandbox refuses to)");
     else
-      row("sandbox", fmt::format("`hearth run`: Landlock ABI {} once the model is loaded (model file read-only, data "
-                                 "dir read-write, nothing else{}); `hearth serve`: not confined yet; seccomp: not used",
-                                 abi, abi >= 4 ? ", TCP connect/bind refused" : "; TCP NOT restricted (needs ABI 4)"));
-    fmt::print("\n{}\n", problems ? "Problems found: see the lines marked above." : "No problems found.");
+      row("sandbox",
+          fmt::format(
+              "`hearth run`: Landlock ABI {} once the model is loaded (model file read-only, data "
+              "dir read-write, nothing else{}); `hearth serve`: not confined yet; seccomp: not "
+              "used",
+              abi, abi >= 4 ? ", TCP connect/bind refused" : "; TCP NOT restricted (needs ABI 4)"));
+    fmt::print("\n{}\n",
+               problems ? "Problems found: see the lines marked above." : "No problems found.");
     if (problems) exit_code = 2;
   });
 }

@@ -20,7 +20,7 @@ namespace {
 Expected<std::string> prompt_tty(const std::string& prompt) {
   const int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
   if (fd < 0) return make_error("no terminal to ask for the passphrase; set HEARTH_PASSPHRASE");
-  termios old {};
+  termios old{};
   const bool have_term = tcgetattr(fd, &old) == 0;
   if (have_term) {
     termios quiet = old;
@@ -81,7 +81,8 @@ Expected<std::unique_ptr<HistoryHook>> HistoryHook::open() {
 }
 
 void HistoryHook::model_loaded(const std::string& model_arg) {
-  // The model by hash when it comes from the store; else by file name (never hashed here: too slow).
+  // The model by hash when it comes from the store; else by file name (never hashed here: too
+  // slow).
   std::string model = model_arg;
   if (auto path = app::resolve_model(model_arg)) {
     app::ModelStore store(app::data_dir());

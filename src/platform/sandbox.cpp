@@ -15,9 +15,9 @@ namespace hearth::platform {
 namespace {
 
 // Kernel ABI (stable); Debian 12's headers predate ABI 3-5, so the newer bits are spelled here.
-constexpr uint64_t kFsTruncate = 1ull << 14;   // ABI 3
-constexpr uint64_t kFsIoctlDev = 1ull << 15;   // ABI 5
-constexpr uint64_t kNetBindTcp = 1ull << 0;    // ABI 4
+constexpr uint64_t kFsTruncate = 1ull << 14;    // ABI 3
+constexpr uint64_t kFsIoctlDev = 1ull << 15;    // ABI 5
+constexpr uint64_t kNetBindTcp = 1ull << 0;     // ABI 4
 constexpr uint64_t kNetConnectTcp = 1ull << 1;  // ABI 4
 
 struct RulesetAttr {  // struct landlock_ruleset_attr up to ABI 4
@@ -30,7 +30,8 @@ struct PathBeneath {  // struct landlock_path_beneath_attr (packed in the kernel
   int32_t parent_fd;
 } __attribute__((packed));
 
-constexpr uint64_t kFsRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE;
+constexpr uint64_t kFsRead =
+    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE;
 
 uint64_t fs_rights(int abi) {
   uint64_t all = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;  // ABI 1: bits 0..12
@@ -44,7 +45,8 @@ uint64_t fs_rights(int abi) {
 
 int landlock_abi() {
 #ifdef SYS_landlock_create_ruleset
-  const long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  const long abi =
+      ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   return abi > 0 ? static_cast<int>(abi) : 0;
 #else
   return 0;
@@ -55,13 +57,15 @@ std::string SandboxState::describe() const {
   if (abi == 0) return "not confined: this kernel has no Landlock";
   return std::string("Landlock ABI ") + std::to_string(abi) + ": file system " +
          (fs_restricted ? "restricted" : "NOT restricted") + ", TCP connect/bind " +
-         (tcp_restricted ? "refused" : "NOT restricted (needs ABI 4)") + "; socket creation not filtered (no seccomp)";
+         (tcp_restricted ? "refused" : "NOT restricted (needs ABI 4)") +
+         "; socket creation not filtered (no seccomp)";
 }
 
 Expected<SandboxState> apply_landlock(const SandboxPolicy& policy) {
   SandboxState st;
   st.abi = landlock_abi();
-  if (st.abi == 0) return make_error("Landlock is not available in this kernel (or disabled); cannot confine");
+  if (st.abi == 0)
+    return make_error("Landlock is not available in this kernel (or disabled); cannot confine");
   const uint64_t all_fs = fs_rights(st.abi);
   RulesetAttr attr{all_fs, 0};
   size_t attr_size = sizeof(uint64_t);
@@ -77,8 +81,8 @@ Expected<SandboxState> apply_landlock(const SandboxPolicy& policy) {
     // Directory-only rights cannot be granted on a file.
     struct stat sb {};
     if (::fstat(fd, &sb) == 0 && !S_ISDIR(sb.st_mode))
-      access &= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_EXECUTE | kFsTruncate |
-                kFsIoctlDev;
+      access &= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                LANDLOCK_ACCESS_FS_EXECUTE | kFsTruncate | kFsIoctlDev;
     PathBeneath pb{access & all_fs, fd};
     const long rc = ::syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
     const int err = errno;

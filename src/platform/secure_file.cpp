@@ -43,11 +43,13 @@ Status fsync_dir(const std::string& dir) {
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
+  const std::string tmp =
+      path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return make_error("{}: cannot create: {}", tmp, std::strerror(errno));
   Status s = write_all(fd, data, tmp);
-  if (s && ::fchmod(fd, mode) != 0) s = make_error("{}: chmod failed: {}", tmp, std::strerror(errno));
+  if (s && ::fchmod(fd, mode) != 0)
+    s = make_error("{}: chmod failed: {}", tmp, std::strerror(errno));
   if (s && ::fsync(fd) != 0) s = make_error("{}: fsync failed: {}", tmp, std::strerror(errno));
   if (::close(fd) != 0 && s) s = make_error("{}: close failed: {}", tmp, std::strerror(errno));
   if (s && ::rename(tmp.c_str(), path.c_str()) != 0)

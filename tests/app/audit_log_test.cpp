@@ -41,7 +41,8 @@ struct AuditChain : ::testing::Test {
     for (const auto& l : ls) f << l << "\n";
   }
   AuditVerifyResult verify(bool with_anchor = true) {
-    auto r = AuditLog(path, key).verify(with_anchor ? std::optional<AuditAnchor>(head) : std::nullopt);
+    auto r =
+        AuditLog(path, key).verify(with_anchor ? std::optional<AuditAnchor>(head) : std::nullopt);
     EXPECT_TRUE(r) << r.error();
     return r ? *r : AuditVerifyResult{};
   }

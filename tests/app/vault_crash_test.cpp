@@ -15,7 +15,9 @@
 namespace hearth::app {
 namespace {
 
-std::string text_for(int64_t conv, int64_t idx) { return fmt::format("message {} of conversation {}", idx, conv); }
+std::string text_for(int64_t conv, int64_t idx) {
+  return fmt::format("message {} of conversation {}", idx, conv);
+}
 
 // Child: writes turns forever, reporting "conv first_idx\n" on fd after each commit.
 [[noreturn]] void writer(const std::string& dir, int fd) {
@@ -25,7 +27,8 @@ std::string text_for(int64_t conv, int64_t idx) { return fmt::format("message {}
     auto conv = (*v)->create_conversation("m", "t", "");
     if (!conv) _exit(4);
     for (int64_t turn = 0; turn < 4; ++turn) {
-      if (!(*v)->append_messages(*conv, {{"user", text_for(*conv, 2 * turn)}, {"assistant", text_for(*conv, 2 * turn + 1)}}))
+      if (!(*v)->append_messages(*conv, {{"user", text_for(*conv, 2 * turn)},
+                                         {"assistant", text_for(*conv, 2 * turn + 1)}}))
         _exit(5);
       const std::string line = fmt::format("{} {}\n", *conv, 2 * turn);
       if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(6);
@@ -56,7 +59,8 @@ TEST(VaultCrash, SigkillDuringWritesLosesAtMostTheTurnInFlight) {
     ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited early with " << WEXITSTATUS(status);
     std::string out;
     char buf[4096];
-    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;)
+      out.append(buf, static_cast<size_t>(n));
     ::close(p[0]);
     for (size_t pos = 0; pos < out.size();) {
       const size_t nl = out.find('\n', pos);
@@ -83,10 +87,12 @@ TEST(VaultCrash, SigkillDuringWritesLosesAtMostTheTurnInFlight) {
     for (const auto& m : c->messages) EXPECT_EQ(m.text, text_for(conv, m.index));
     total += n;
   }
-  auto all = (*v)->list();  // every title decrypts, including conversations cut before their first turn
+  auto all =
+      (*v)->list();  // every title decrypts, including conversations cut before their first turn
   ASSERT_TRUE(all) << all.error();
   std::filesystem::remove_all(dir);
-  std::printf("[ %ld messages committed across 15 kills, all decrypt ]\n", static_cast<long>(total));
+  std::printf("[ %ld messages committed across 15 kills, all decrypt ]\n",
+              static_cast<long>(total));
 }
 
 }  // namespace

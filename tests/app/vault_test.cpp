@@ -38,7 +38,8 @@ std::string disk_bytes(const std::string& dir) {
   return read_bytes(dir + "/vault.db") + read_bytes(dir + "/vault.db-wal");
 }
 
-std::unique_ptr<Vault> open_ok(const std::string& dir, std::optional<std::string> pass = std::nullopt) {
+std::unique_ptr<Vault> open_ok(const std::string& dir,
+                               std::optional<std::string> pass = std::nullopt) {
   auto v = Vault::open(dir, pass);
   EXPECT_TRUE(v.has_value()) << v.error();
   return v ? std::move(*v) : nullptr;
@@ -59,8 +60,10 @@ std::string raw_blob(const std::string& db_path, const std::string& sql) {
   sqlite3_open(db_path.c_str(), &db);
   sqlite3_stmt* s = nullptr;
   std::string out;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-    out.assign(static_cast<const char*>(sqlite3_column_blob(s, 0)), static_cast<size_t>(sqlite3_column_bytes(s, 0)));
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW)
+    out.assign(static_cast<const char*>(sqlite3_column_blob(s, 0)),
+               static_cast<size_t>(sqlite3_column_bytes(s, 0)));
   sqlite3_finalize(s);
   sqlite3_close(db);
   return out;
@@ -77,7 +80,8 @@ TEST(Vault, RoundTripAcrossReopen) {
     ASSERT_TRUE(c) << c.error();
     id = *c;
     ASSERT_TRUE(v->append_messages(id, {{"user", "Bonjour, ça va ?"}, {"assistant", "Oui."}}));
-    ASSERT_TRUE(v->append_messages(id, {{"user", "second"}, {"assistant", std::string(100000, 'x')}}));
+    ASSERT_TRUE(
+        v->append_messages(id, {{"user", "second"}, {"assistant", std::string(100000, 'x')}}));
   }
   struct stat st {};
   ASSERT_EQ(::stat((t.path + "/vault.key").c_str(), &st), 0);
@@ -156,11 +160,12 @@ TEST(Vault, SwappedCiphertextDoesNotDecrypt) {
   }
   const std::string db = t.path + "/vault.db";
   // Within a conversation: the user's message moved onto the assistant's row.
-  raw_sql(db, "UPDATE messages SET body = (SELECT body FROM messages WHERE conv_id = " + std::to_string(a) +
-                  " AND idx = 0) WHERE conv_id = " + std::to_string(a) + " AND idx = 1");
+  raw_sql(db, "UPDATE messages SET body = (SELECT body FROM messages WHERE conv_id = " +
+                  std::to_string(a) + " AND idx = 0) WHERE conv_id = " + std::to_string(a) +
+                  " AND idx = 1");
   // Across conversations: B's title copied onto A... checked on B after copying A's title there.
-  raw_sql(db, "UPDATE conversations SET title = (SELECT title FROM conversations WHERE id = " + std::to_string(a) +
-                  ") WHERE id = " + std::to_string(b));
+  raw_sql(db, "UPDATE conversations SET title = (SELECT title FROM conversations WHERE id = " +
+                  std::to_string(a) + ") WHERE id = " + std::to_string(b));
   auto v = open_ok(t.path);
   auto ca = v->get(a);
   ASSERT_FALSE(ca);
@@ -169,19 +174,21 @@ TEST(Vault, SwappedCiphertextDoesNotDecrypt) {
   ASSERT_FALSE(cb);
   EXPECT_NE(cb.error().find("does not decrypt"), std::string::npos) << cb.error();
   // A flipped bit anywhere in a record fails too.
-  std::string body = raw_blob(db, "SELECT body FROM messages WHERE conv_id = " + std::to_string(b) + " AND idx = 1");
+  std::string body = raw_blob(
+      db, "SELECT body FROM messages WHERE conv_id = " + std::to_string(b) + " AND idx = 1");
   ASSERT_FALSE(body.empty());
   v.reset();
-  raw_sql(db, "UPDATE messages SET body = x'" + std::string() +
-                  [&] {
-                    body[body.size() / 2] ^= 1;
-                    std::string hex;
-                    for (unsigned char c : body) hex += fmt::format("{:02x}", c);
-                    return hex;
-                  }() +
-                  "' WHERE conv_id = " + std::to_string(b) + " AND idx = 1");
-  raw_sql(db, "UPDATE conversations SET title = (SELECT title FROM conversations WHERE id = " + std::to_string(a) +
-                  ") WHERE id = " + std::to_string(a));  // keep A's own title
+  raw_sql(
+      db, "UPDATE messages SET body = x'" + std::string() +
+              [&] {
+                body[body.size() / 2] ^= 1;
+                std::string hex;
+                for (unsigned char c : body) hex += fmt::format("{:02x}", c);
+                return hex;
+              }() +
+              "' WHERE conv_id = " + std::to_string(b) + " AND idx = 1");
+  raw_sql(db, "UPDATE conversations SET title = (SELECT title FROM conversations WHERE id = " +
+                  std::to_string(a) + ") WHERE id = " + std::to_string(a));  // keep A's own title
   v = open_ok(t.path);
   EXPECT_FALSE(v->get(b));
 }
@@ -193,16 +200,19 @@ TEST(Vault, ForgetLeavesNoPlaintextNorCiphertextInDbOrWal) {
   const int64_t keep = *v->create_conversation("m", "keep me", "");
   ASSERT_TRUE(v->append_messages(keep, {{"user", "unrelated"}, {"assistant", "fine"}}));
   const int64_t gone = *v->create_conversation("m", canary, canary);
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(v->append_messages(gone, {{"user", canary}, {"assistant", canary + "!"}}));
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(v->append_messages(gone, {{"user", canary}, {"assistant", canary + "!"}}));
   const std::string db = t.path + "/vault.db";
   std::vector<std::string> ciphertexts;
   for (int i = 0; i < 40; i += 7)
-    ciphertexts.push_back(
-        raw_blob(db, fmt::format("SELECT body FROM messages WHERE conv_id = {} AND idx = {}", gone, i)));
-  ciphertexts.push_back(raw_blob(db, fmt::format("SELECT title FROM conversations WHERE id = {}", gone)));
+    ciphertexts.push_back(raw_blob(
+        db, fmt::format("SELECT body FROM messages WHERE conv_id = {} AND idx = {}", gone, i)));
+  ciphertexts.push_back(
+      raw_blob(db, fmt::format("SELECT title FROM conversations WHERE id = {}", gone)));
   for (const auto& c : ciphertexts) {
     ASSERT_GT(c.size(), 40u);
-    ASSERT_NE(disk_bytes(t.path).find(c.substr(24, 32)), std::string::npos) << "test setup: ciphertext on disk";
+    ASSERT_NE(disk_bytes(t.path).find(c.substr(24, 32)), std::string::npos)
+        << "test setup: ciphertext on disk";
   }
   auto r = v->forget(gone);
   ASSERT_TRUE(r) << r.error();
@@ -246,7 +256,8 @@ TEST(Vault, PasswdRewrapsAndKeepsDataReadable) {
   }
   EXPECT_FALSE(fs::exists(t.path + "/vault.key"));
   EXPECT_FALSE(Vault::open(t.path, std::nullopt));
-  EXPECT_EQ(disk_bytes(t.path).find(first_wrap), std::string::npos) << "the old wrap must not survive";
+  EXPECT_EQ(disk_bytes(t.path).find(first_wrap), std::string::npos)
+      << "the old wrap must not survive";
   {
     auto v = open_ok(t.path, "s3cret");
     ASSERT_TRUE(v);

@@ -60,11 +60,15 @@ TEST(Sandbox, LandlockConfinesFilesAndTcp) {
     auto st = apply_landlock(p);
     if (!st) _exit(kApplyFailed);
     int fd = ::open((root + "/ro/model.gguf").c_str(), O_RDONLY);
-    if (fd < 0) bad |= kReadAllowedFailed;
-    else ::close(fd);
+    if (fd < 0)
+      bad |= kReadAllowedFailed;
+    else
+      ::close(fd);
     fd = ::open((root + "/rw/vault.db").c_str(), O_RDWR | O_CREAT, 0600);
-    if (fd < 0) bad |= kWriteAllowedFailed;
-    else ::close(fd);
+    if (fd < 0)
+      bad |= kWriteAllowedFailed;
+    else
+      ::close(fd);
     fd = ::open((root + "/ro/new").c_str(), O_RDWR | O_CREAT, 0600);
     if (fd >= 0) bad |= kWriteReadOnlyWorked;
     fd = ::open((root + "/outside/secret").c_str(), O_RDONLY);
@@ -73,7 +77,8 @@ TEST(Sandbox, LandlockConfinesFilesAndTcp) {
     if (fd >= 0) bad |= kReadOutsideWorked;
     if (st->tcp_restricted) {
       const int c = ::socket(AF_INET, SOCK_STREAM, 0);
-      if (c >= 0 && ::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) bad |= kConnectWorked;
+      if (c >= 0 && ::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+        bad |= kConnectWorked;
     }
     _exit(bad);
   }
@@ -82,7 +87,8 @@ TEST(Sandbox, LandlockConfinesFilesAndTcp) {
   ::close(lfd);
   fs::remove_all(root);
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed checks (bits): " << WEXITSTATUS(status) << " (Landlock ABI " << abi << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "failed checks (bits): " << WEXITSTATUS(status) << " (Landlock ABI " << abi << ")";
   if (abi < 4) std::printf("[ ABI %d: TCP not restricted by this kernel; not tested ]\n", abi);
 }
 
