@@ -82,7 +82,7 @@ void register_run(CLI::App& app, int& exit_code) {
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     if (history) history->model_loaded(o->model.model);
-    if (auto confined = confine_chat(o->model.model, o->require_sandbox); !confined) {
+    if (auto confined = confine_chat(o->model.model, o->require_sandbox, history.get()); !confined) {
       exit_code = fail(confined.error());
       return;
     }

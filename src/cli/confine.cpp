@@ -7,11 +7,13 @@
 
 #include "app/model_paths.h"
 #include "app/paths.h"
+#include "cli/vault_access.h"
 #include "platform/sandbox.h"
 
 namespace hearth::cli {
 
-Expected<std::string> confine_chat(const std::string& model_arg, bool required) {
+Expected<std::string> confine_chat(const std::string& model_arg, bool required,
+                                   HistoryHook* history) {
   platform::SandboxPolicy p;
   auto model = app::resolve_model(model_arg);
   if (!model) return Error{model.error()};
@@ -21,11 +23,16 @@ Expected<std::string> confine_chat(const std::string& model_arg, bool required) 
   std::error_code ec;
   if (std::filesystem::is_directory(app::data_dir(), ec)) p.read_write = {app::data_dir()};
   auto st = platform::apply_landlock(p);
-  if (st) return st->describe();
-  if (required) return make_error("--require-sandbox: cannot confine this process: {}", st.error());
-  const std::string note = "hearth: note: running unconfined (" + st.error() + ")";
-  if (isatty(STDERR_FILENO)) fmt::print(stderr, "{}\n", note);
-  return note;
+  if (!st && required)
+    return make_error("--require-sandbox: cannot confine this process: {}", st.error());
+  const std::string state =
+      st ? st->describe() : "hearth: note: running unconfined (" + st.error() + ")";
+  if (!st && isatty(STDERR_FILENO)) fmt::print(stderr, "{}\n", state);
+  if (history)
+    history->audit_event("sandbox", {{"confined", st.has_value()},
+                                     {"landlock_abi", st ? st->abi : platform::landlock_abi()},
+                                     {"tcp_refused", st && st->tcp_restricted}});
+  return state;
 }
 
 }  // namespace hearth::cli

@@ -9,10 +9,14 @@
 
 namespace hearth::cli {
 
+class HistoryHook;
+
 // Confines the process for `hearth run` with model argument `model_arg`. Call before any
 // worker thread starts (Landlock binds the calling thread and its future children).
 // Without Landlock: a one-line note on stderr when it is a terminal, or an error when
-// `required`. Returns the state in one line.
-Expected<std::string> confine_chat(const std::string& model_arg, bool required);
+// `required`. Returns the state in one line, and records it in the audit log when
+// `history` is given.
+Expected<std::string> confine_chat(const std::string& model_arg, bool required,
+                                   HistoryHook* history = nullptr);
 
 }  // namespace hearth::cli

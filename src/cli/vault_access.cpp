@@ -96,6 +96,11 @@ void HistoryHook::model_loaded(const std::string& model_arg) {
   recorder_ = std::make_unique<app::TurnRecorder>(*vault_, model);
 }
 
+void HistoryHook::audit_event(const std::string& event, const nlohmann::json& details) {
+  if (Status s = vault_->audit(event, details); !s)
+    fmt::print(stderr, "hearth: warning: the audit log was not written: {}\n", s.error());
+}
+
 void HistoryHook::store_turn(const app::ChatSession& chat) {
   const auto& m = chat.messages();
   if (!recorder_) return;

@@ -28,6 +28,8 @@ class HistoryHook {
   // Records which model is used: by hash when it comes from the store, else by file name.
   void model_loaded(const std::string& model_arg);
   void store_turn(const app::ChatSession& chat);
+  // Records an event (no user content) in the audit log; failures become a warning.
+  void audit_event(const std::string& event, const nlohmann::json& details);
   void new_conversation() {
     if (recorder_) recorder_->new_conversation();
   }

@@ -139,3 +139,4 @@ def test_run_confined_still_answers_and_stores(home, model):
     assert "Landlock ABI" in doctor
     ok(r)  # the turn is stored after confinement: the data dir stays writable
     assert "hi" in ok(hearth(home, "history", "list"))
+    assert '"confined":true' in (home / "audit.log").read_text()
