@@ -293,8 +293,16 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir,
       !s)
     return Error{s.error()};
 
-  auto kdf = existed ? v->get_meta("kdf")
-                     : Expected<std::optional<std::string>>(std::optional<std::string>());
+  // A file with an empty schema is a vault whose creation was killed before it committed.
+  bool initialized = false;
+  if (existed) {
+    Stmt s(v->db_, "SELECT COUNT(*) FROM sqlite_master");
+    if (!s.ok() || s.step() != SQLITE_ROW)
+      return make_error("{}: not a Hearth vault, or damaged: {}", v->db_path(), s.error());
+    initialized = s.i64(0) > 0;
+  }
+  auto kdf = initialized ? v->get_meta("kdf")
+                         : Expected<std::optional<std::string>>(std::optional<std::string>());
   if (!kdf) return Error{kdf.error()};
   if (!*kdf) {  // a new vault (or one whose creation never committed)
     if (Status s =
@@ -380,7 +388,11 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir,
   crypto_kdf_derive_from_key(ak.data(), ak.size(), 2, "haudit01", v->data_key_.data());
   v->audit_ = std::make_unique<AuditLog>(dir + "/audit.log", ak);
   sodium_memzero(ak.data(), ak.size());
-  if (!existed) {
+  if (!initialized) {
+    // An audit log left from an earlier vault is under another key: keep it aside, start anew.
+    const std::string log = dir + "/audit.log";
+    if (::access(log.c_str(), F_OK) == 0)
+      ::rename(log.c_str(), (log + ".before-" + std::to_string(now_seconds())).c_str());
     if (Status s =
             v->audit("vault_created",
                      {{"key", v->holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});

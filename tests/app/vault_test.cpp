@@ -278,6 +278,21 @@ TEST(Vault, PasswdRewrapsAndKeepsDataReadable) {
   EXPECT_TRUE(audit->ok) << audit->problem;
 }
 
+TEST(Vault, CreationKilledBeforeCommitIsRedone) {
+  TempDir t;
+  raw_sql(t.path + "/vault.db", "PRAGMA journal_mode=WAL;");  // what a kill mid-creation leaves
+  {
+    std::ofstream(t.path + "/audit.log") << "{\"seq\":1}\n";  // an older vault's log
+  }
+  auto v = open_ok(t.path);
+  ASSERT_TRUE(v);
+  auto c = v->create_conversation("m", "t", "");
+  ASSERT_TRUE(c) << c.error();
+  auto audit = v->verify_audit();
+  ASSERT_TRUE(audit);
+  EXPECT_TRUE(audit->ok) << audit->problem;
+}
+
 TEST(Vault, CorruptDatabaseIsAClearError) {
   TempDir t;
   {
