@@ -37,7 +37,14 @@ void gemm_tile(int64_t nb, const uint8_t* w, int64_t w_stride, const uint8_t* x,
       acc[r][t] = _mm256_setzero_ps();
       accm[r][t] = 0;
     }
+  // The next R rows (contiguous after these) are fetched while these are computed: with
+  // one token (decode) the tile is bound by memory, and R interleaved row streams are
+  // more than the hardware prefetcher follows. A prefetch never faults past the end.
+  const char* next = reinterpret_cast<const char*>(w + R * w_stride);
+  const int64_t next_step = R * static_cast<int64_t>(sizeof(W));
   for (int64_t b = 0; b < nb; ++b) {
+    _mm_prefetch(next + b * next_step, _MM_HINT_T0);
+    _mm_prefetch(next + b * next_step + 64, _MM_HINT_T0);
     __m256 dw[R], dx[T];
     float mw[R], sx[T];
     for (int r = 0; r < R; ++r) {
