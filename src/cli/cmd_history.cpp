@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include "app/paths.h"
 #include "cli/common.h"
 #include "cli/vault_access.h"
 #include "platform/secure_file.h"
@@ -46,6 +47,10 @@ void register_history(CLI::App& app, int& exit_code) {
   hist->require_subcommand(1);
 
   hist->add_subcommand("list", "List saved conversations")->callback([&exit_code] {
+    if (auto h = app::Vault::probe(app::data_dir()); h && !*h) {
+      fmt::print("no saved conversations\n");
+      return;
+    }
     auto v = open_vault();
     if (!v) {
       exit_code = fail(v.error());
@@ -138,7 +143,7 @@ void register_history(CLI::App& app, int& exit_code) {
       ->add_subcommand("passwd",
                        "Set, change or remove the vault passphrase (re-wraps the key only)")
       ->callback([&exit_code] {
-        auto v = open_vault();
+        auto v = open_vault(true);
         if (!v) {
           exit_code = fail(v.error());
           return;

@@ -46,12 +46,15 @@ std::optional<std::string> env(const char* name) {
 
 }  // namespace
 
-Expected<std::unique_ptr<app::Vault>> open_vault() {
+Expected<std::unique_ptr<app::Vault>> open_vault(bool create) {
   const std::string dir = app::data_dir();
+  auto holding = app::Vault::probe(dir);
+  if (!holding) return Error{holding.error()};
+  if (!*holding && !create)
+    return make_error(
+        "there is no vault in {} yet: nothing has been saved (`hearth run` saves chats)", dir);
   std::optional<std::string> pass = env("HEARTH_PASSPHRASE");
   if (!pass) {
-    auto holding = app::Vault::probe(dir);
-    if (!holding) return Error{holding.error()};
     if (*holding == app::KeyHolding::kPassphrase) {
       auto p = prompt_tty("Vault passphrase: ");
       if (!p) return Error{p.error()};
@@ -73,7 +76,7 @@ Expected<std::string> ask_new_passphrase() {
 }
 
 Expected<std::unique_ptr<HistoryHook>> HistoryHook::open() {
-  auto vault = open_vault();
+  auto vault = open_vault(true);
   if (!vault) return Error{vault.error() + " (or run with --no-history to keep nothing)"};
   std::unique_ptr<HistoryHook> h(new HistoryHook());
   h->vault_ = std::move(*vault);

@@ -13,8 +13,9 @@
 namespace hearth::cli {
 
 // The vault in the data directory. The passphrase is $HEARTH_PASSPHRASE, else (for a
-// vault that has one) asked on the terminal without echo.
-Expected<std::unique_ptr<app::Vault>> open_vault();
+// vault that has one) asked on the terminal without echo. Without `create`, a missing
+// vault is an error (commands that only read must not leave a vault behind).
+Expected<std::unique_ptr<app::Vault>> open_vault(bool create = false);
 
 // A new passphrase: $HEARTH_NEW_PASSPHRASE, else asked twice on the terminal. Empty
 // means "no passphrase" (a key file).

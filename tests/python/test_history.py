@@ -50,6 +50,10 @@ def vault_bytes(home: Path) -> bytes:
 def test_run_stores_turns_encrypted_and_no_history_keeps_nothing(home, model):
     ok(hearth(home, "run", model, "-p", CANARY, "-n", "3", "--no-history"))
     assert not (home / "vault.db").exists()
+    assert "no saved conversations" in ok(hearth(home, "history", "list"))
+    r = hearth(home, "history", "export")
+    assert r.returncode == 1 and b"no vault" in r.stderr
+    assert not (home / "vault.db").exists()  # reading commands leave no vault behind
     ok(hearth(home, "run", model, "-p", CANARY, "-n", "3", "--temp", "0"))
     assert CANARY.encode() not in vault_bytes(home)
     listing = ok(hearth(home, "history", "list"))
