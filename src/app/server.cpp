@@ -29,7 +29,7 @@ bool needs_key(const std::string& path) {
 std::string metric_route(const std::string& path) {
   static const char* const kRoutes[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/api/chat",
                                         "/api/generate", "/api/tags", "/api/show", "/api/version", "/health",
-                                        "/metrics", "/"};
+                                        "/metrics", "/", "/chat.css", "/chat.js"};
   for (const char* r : kRoutes)
     if (path == r) return r;
   if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
@@ -168,6 +168,7 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
   });
   register_openai_routes(http, st);
   register_ollama_routes(http, st);
+  register_page_routes(http);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -3,7 +3,8 @@
 // Safe by default: binds 127.0.0.1; every API request needs "Authorization: Bearer KEY";
 // a Host header that is not localhost, an IP literal or the bound name is refused (DNS
 // rebinding); no CORS header unless an origin is configured. GET / (the chat page) and
-// GET /health need no key; /v1/*, /api/* and /metrics do.
+// GET /health need no key (nor the page's /chat.js and /chat.css, which the page loads
+// before it has the key); /v1/*, /api/* and /metrics do.
 // Thread safety: run() blocks in the calling thread; stop() may be called from any thread.
 #pragma once
 

@@ -65,5 +65,7 @@ std::string openai_error_body(int status, const std::string& type, const std::st
 
 void register_openai_routes(httplib::Server& http, ServerState& state);
 void register_ollama_routes(httplib::Server& http, ServerState& state);
+// GET / (the chat page), /chat.css, /chat.js.
+void register_page_routes(httplib::Server& http);
 
 }  // namespace hearth::app
