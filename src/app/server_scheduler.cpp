@@ -115,19 +115,26 @@ Status Scheduler::submit(const std::shared_ptr<Job>& job) {
       j->finish(make_error("cancelled before it started"));
       return true;
     });
+    // The idle slot whose cache this prompt continues (at least half of the cache is a
+    // prefix of the prompt); else the least recently used idle slot, so that a new
+    // conversation does not wipe the cache of one that may come back.
     Slot* best = nullptr;
     size_t best_common = 0;
+    Slot* lru = nullptr;
     for (auto& slot : slots_) {
       if (slot->job) continue;
+      if (!lru || slot->last_used < lru->last_used) lru = slot.get();
       const std::vector<int32_t>& a = slot->cached;
       const std::vector<int32_t>& b = job->prompt();
       size_t common = 0;
       while (common < a.size() && common < b.size() && a[common] == b[common]) ++common;
-      if (!best || common > best_common) {
+      if (common > 0 && 2 * common >= a.size() && (!best || common > best_common)) {
         best = slot.get();
         best_common = common;
       }
     }
+    if (!best) best = lru;
+    if (best) best->last_used = ++use_counter_;
     if (best) {
       best->job = job;
     } else if (static_cast<int>(queue_.size()) < queue_max_) {

@@ -1,10 +1,12 @@
 // Slots and a bounded queue: who generates what, when.
 //
 // Each slot owns an engine::Context (KV cache) and a worker thread; the Model is shared
-// (immutable). A submitted job goes to the idle slot whose cached tokens share the
-// longest prefix with its prompt (a conversation that continues finds its own cache:
-// generate() evaluates only what is new); with no idle slot it waits in a FIFO queue of at
-// most queue_max jobs; beyond that submit() fails (the server answers 503).
+// (immutable). A submitted job goes to the idle slot whose cache its prompt continues
+// (the longest common prefix, covering at least half of that cache: a conversation that
+// comes back finds its own cache and generate() evaluates only what is new), else to the
+// least recently used idle slot; with no idle slot it waits in a FIFO queue of at most
+// queue_max jobs; beyond that submit() fails (the server answers 503). A queued job
+// goes to the first slot that frees up.
 //
 // Invariants (guarded by Scheduler::mutex_):
 //   - a slot is busy exactly while it holds a job; a busy slot's cache is touched only
@@ -114,6 +116,7 @@ class Scheduler {
     std::unique_ptr<engine::Context> ctx;
     std::vector<int32_t> cached;  // copy of ctx->tokens() while idle
     std::shared_ptr<Job> job;     // non-null while busy
+    uint64_t last_used = 0;       // use_counter_ when it last took a job
     std::thread worker;
   };
   Scheduler() = default;
@@ -125,6 +128,7 @@ class Scheduler {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::deque<std::shared_ptr<Job>> queue_;
+  uint64_t use_counter_ = 0;
   int queue_max_ = 0;
   int64_t n_ctx_ = 0;
   int threads_per_slot_ = 1;

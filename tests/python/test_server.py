@@ -434,3 +434,23 @@ def test_ctrl_c_during_a_stream_stops_promptly(tmp_path):
     s.stop()
     assert s.proc.returncode == 0 and time.time() - t0 < 5
     sock.close()
+
+
+def test_continuing_a_conversation_reuses_its_slot_cache(server):
+    # Two slots: the follow-up must be routed to the slot that holds the first turn, so only
+    # the new tokens are evaluated (Ollama's prompt_eval_count counts evaluated tokens).
+    first = [{"role": "user", "content": "Tell me about the moon in one sentence, please."}]
+    opts = {"temperature": 0, "num_predict": 8}
+    status, _, data = server.request("POST", "/api/chat", json.dumps({"model": MODEL_ID, "messages": first,
+                                                                      "stream": False, "options": opts}))
+    r1 = json.loads(data)
+    assert status == 200
+    # Another conversation in between takes the other slot (or this one, if it was idle).
+    server.request("POST", "/api/chat", json.dumps({"model": MODEL_ID, "stream": False, "options": opts,
+                                                    "messages": [{"role": "user", "content": "Hi there."}]}))
+    follow = first + [r1["message"], {"role": "user", "content": "And the sun?"}]
+    status, _, data = server.request("POST", "/api/chat", json.dumps({"model": MODEL_ID, "messages": follow,
+                                                                      "stream": False, "options": opts}))
+    r2 = json.loads(data)
+    assert status == 200
+    assert r2["prompt_eval_count"] < 20, f"the first turn was evaluated again: {r2['prompt_eval_count']} tokens"
