@@ -12,8 +12,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > (1u << 20)) return 0;
   using hearth::app::ApiKind;
-  static constexpr ApiKind kKinds[] = {ApiKind::kOpenAiChat, ApiKind::kOpenAiCompletion, ApiKind::kOllamaChat,
-                                       ApiKind::kOllamaGenerate};
+  static constexpr ApiKind kKinds[] = {ApiKind::kOpenAiChat, ApiKind::kOpenAiCompletion,
+                                       ApiKind::kOllamaChat, ApiKind::kOllamaGenerate};
   const ApiKind kind = kKinds[data[0] % 4];
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   const hearth::app::ParseResult r = hearth::app::parse_request(kind, body);
@@ -27,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   (void)hearth::app::host_allowed(body, "192.168.1.2");
-  (void)hearth::app::bearer_matches(body, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  (void)hearth::app::bearer_matches(
+      body, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   return 0;
 }

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <mutex>
 
+#include "app/chat_session.h"
 #include "app/server_auth.h"
 #include "app/server_routes.h"
-#include "app/chat_session.h"
 
 namespace hearth::app {
 namespace {
@@ -27,9 +27,19 @@ bool needs_key(const std::string& path) {
 // The route name for metrics: known routes by name, everything else as "other" (so that
 // scanning random paths cannot blow up the number of series).
 std::string metric_route(const std::string& path) {
-  static const char* const kRoutes[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/api/chat",
-                                        "/api/generate", "/api/tags", "/api/show", "/api/version", "/health",
-                                        "/metrics", "/", "/chat.css", "/chat.js"};
+  static const char* const kRoutes[] = {"/v1/chat/completions",
+                                        "/v1/completions",
+                                        "/v1/models",
+                                        "/api/chat",
+                                        "/api/generate",
+                                        "/api/tags",
+                                        "/api/show",
+                                        "/api/version",
+                                        "/health",
+                                        "/metrics",
+                                        "/",
+                                        "/chat.css",
+                                        "/chat.js"};
   for (const char* r : kRoutes)
     if (path == r) return r;
   if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
@@ -68,22 +78,29 @@ Server::~Server() {
   if (impl_) impl_->http.stop();
 }
 
-Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, ServerOptions options) {
+Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
+                                                 ServerOptions options) {
   if (options.api_key.empty()) return make_error("the server needs an API key");
   if (!is_loopback_address(options.listen) && options.api_key.size() < 32)
-    return make_error("refusing to listen on {} (reachable from other machines) without a strong API key",
-                      options.listen);
-  if (options.port < 0 || options.port > 65535) return make_error("port {} is out of range (0 to 65535)", options.port);
-  if (options.max_body_bytes < 1024) return make_error("the body size limit must be at least 1024 bytes");
+    return make_error(
+        "refusing to listen on {} (reachable from other machines) without a strong API key",
+        options.listen);
+  if (options.port < 0 || options.port > 65535)
+    return make_error("port {} is out of range (0 to 65535)", options.port);
+  if (options.max_body_bytes < 1024)
+    return make_error("the body size limit must be at least 1024 bytes");
   if (!(options.timeout_seconds > 0)) return make_error("the request timeout must be positive");
   auto impl = std::make_unique<Impl>(model);
   ServerState& st = impl->state;
   st.options = std::move(options);
-  st.started_unix =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  st.started_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
   st.chat_template_source = model.chat_template().value_or(kChatMlTemplate);
   auto tmpl = engine::ChatTemplate::parse(st.chat_template_source);
-  if (!tmpl) return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(), tmpl.error());
+  if (!tmpl)
+    return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(),
+                      tmpl.error());
   st.chat_template = std::move(*tmpl);
   SchedulerOptions so;
   so.n_slots = st.options.n_parallel;
@@ -110,11 +127,13 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
     res.set_header("Referrer-Policy", "no-referrer");
     if (!req.has_header("Host") || !host_allowed(req.get_header_value("Host"), st.options.listen)) {
       set_error(req, res, 403, "forbidden",
-                "the Host header names neither this machine nor this server's address; refused as a possible DNS "
+                "the Host header names neither this machine nor this server's address; refused as "
+                "a possible DNS "
                 "rebinding attack");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!st.options.cors_origin.empty() && req.get_header_value("Origin") == st.options.cors_origin) {
+    if (!st.options.cors_origin.empty() &&
+        req.get_header_value("Origin") == st.options.cors_origin) {
       res.set_header("Access-Control-Allow-Origin", st.options.cors_origin);
       res.set_header("Vary", "Origin");
       if (req.method == "OPTIONS") {
@@ -125,7 +144,8 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
         return httplib::Server::HandlerResponse::Handled;
       }
     }
-    if (needs_key(req.path) && !bearer_matches(req.get_header_value("Authorization"), st.options.api_key)) {
+    if (needs_key(req.path) &&
+        !bearer_matches(req.get_header_value("Authorization"), st.options.api_key)) {
       set_error(req, res, 401, "invalid_request_error",
                 req.has_header("Authorization")
                     ? "the API key is wrong; `hearth key show` prints this server's key"
@@ -138,19 +158,26 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
   http.set_error_handler([&st](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error
     switch (res.status) {
-      case 404: set_error(req, res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path); break;
+      case 404:
+        set_error(req, res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path);
+        break;
       case 413:
         set_error(req, res, 413, "request_too_large",
                   "the request body is larger than this server's limit of " +
                       std::to_string(st.options.max_body_bytes) + " bytes");
         break;
-      case 405: set_error(req, res, 405, "invalid_request_error", "method not allowed"); break;
-      default: set_error(req, res, res.status, "invalid_request_error", "bad request"); break;
+      case 405:
+        set_error(req, res, 405, "invalid_request_error", "method not allowed");
+        break;
+      default:
+        set_error(req, res, res.status, "invalid_request_error", "bad request");
+        break;
     }
   });
-  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-    set_error(req, res, 500, "server_error", "internal error while handling the request");
-  });
+  http.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        set_error(req, res, 500, "server_error", "internal error while handling the request");
+      });
   http.set_logger([&st](const httplib::Request& req, const httplib::Response& res) {
     const double seconds = std::chrono::duration<double>(Clock::now() - t_request_start).count();
     st.metrics.record_request(metric_route(req.path), res.status, seconds);
@@ -158,9 +185,11 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model, Ser
 
   http.Get("/health", [&st](const httplib::Request&, httplib::Response& res) {
     const Scheduler::Stats s = st.scheduler->stats();
-    res.set_content(nlohmann::json{{"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued}}
-                        .dump(),
-                    "application/json");
+    res.set_content(
+        nlohmann::json{
+            {"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued}}
+            .dump(),
+        "application/json");
   });
   http.Get("/metrics", [&st](const httplib::Request&, httplib::Response& res) {
     const Scheduler::Stats s = st.scheduler->stats();
@@ -180,9 +209,10 @@ Status Server::bind() {
     impl_->bound_port = port;
   } else {
     if (!impl_->http.bind_to_port(o.listen, o.port))
-      return make_error("cannot bind {}:{}: the port is in use or the address is not on this machine "
-                        "(try --port)",
-                        o.listen, o.port);
+      return make_error(
+          "cannot bind {}:{}: the port is in use or the address is not on this machine "
+          "(try --port)",
+          o.listen, o.port);
     impl_->bound_port = o.port;
   }
   impl_->http.raise_backlog();

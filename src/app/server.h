@@ -25,16 +25,17 @@ struct ServerOptions {
   std::string api_key;               // required
   std::string cors_origin;           // empty: same-origin only
   size_t max_body_bytes = 1u << 20;
-  int n_parallel = 2;                // slots
-  int queue_max = 16;                // requests waiting beyond the slots; more get 503
-  double timeout_seconds = 300;      // per request, queueing included
-  engine::ContextParams context;     // per slot
-  std::string model_id;              // the name the APIs report and accept
+  int n_parallel = 2;             // slots
+  int queue_max = 16;             // requests waiting beyond the slots; more get 503
+  double timeout_seconds = 300;   // per request, queueing included
+  engine::ContextParams context;  // per slot
+  std::string model_id;           // the name the APIs report and accept
 };
 
 class Server {
  public:
-  static Expected<std::unique_ptr<Server>> create(const engine::Model& model, ServerOptions options);
+  static Expected<std::unique_ptr<Server>> create(const engine::Model& model,
+                                                  ServerOptions options);
   ~Server();
   // Binds the listening socket; after success port() is the real port.
   Status bind();

@@ -23,7 +23,8 @@ bool is_hex_key(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+    s.remove_suffix(1);
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   return s;
 }
@@ -32,7 +33,8 @@ Expected<std::string> write_new_key() {
   auto key = generate_api_key();
   if (!key) return key;
   if (Status s = platform::make_private_dir(data_dir()); !s) return Error{s.error()};
-  if (Status s = platform::write_file_atomic(api_key_path(), *key + "\n", 0600); !s) return Error{s.error()};
+  if (Status s = platform::write_file_atomic(api_key_path(), *key + "\n", 0600); !s)
+    return Error{s.error()};
   return key;
 }
 
@@ -84,17 +86,22 @@ Expected<std::string> read_api_key() {
   const std::string path = api_key_path();
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return make_error("{}: no API key yet; `hearth serve` or `hearth key rotate` creates one", path);
+    if (errno == ENOENT)
+      return make_error("{}: no API key yet; `hearth serve` or `hearth key rotate` creates one",
+                        path);
     return make_error("{}: {}", path, std::strerror(errno));
   }
   if ((st.st_mode & 077) != 0)
-    return make_error("{}: readable by other users (mode {:o}); run `chmod 600 {}` or `hearth key rotate`", path,
-                      st.st_mode & 0777, path);
+    return make_error(
+        "{}: readable by other users (mode {:o}); run `chmod 600 {}` or `hearth key rotate`", path,
+        st.st_mode & 0777, path);
   auto text = platform::read_file(path, 4096);
   if (!text) return text;
   const std::string_view key = trim(*text);
   if (!is_hex_key(key))
-    return make_error("{}: not a Hearth API key (64 hex digits expected); `hearth key rotate` writes a new one", path);
+    return make_error(
+        "{}: not a Hearth API key (64 hex digits expected); `hearth key rotate` writes a new one",
+        path);
   return std::string(key);
 }
 
@@ -123,14 +130,17 @@ bool bearer_matches(std::string_view authorization, std::string_view key) {
 }
 
 bool is_loopback_address(std::string_view addr) {
-  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']')
+    addr = addr.substr(1, addr.size() - 2);
   if (addr == "localhost" || addr == "::1") return true;
   if (addr.substr(0, 4) != "127.") return false;
   // 127.a.b.c with decimal octets.
   int dots = 0;
   for (char c : addr.substr(4)) {
-    if (c == '.') ++dots;
-    else if (c < '0' || c > '9') return false;
+    if (c == '.')
+      ++dots;
+    else if (c < '0' || c > '9')
+      return false;
   }
   return dots == 2;
 }

@@ -28,7 +28,8 @@ bool model_matches(const ServerState& state, const std::string& name) {
   return n == id || n == id + ".gguf";
 }
 
-std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& state, const ParsedRequest& r) {
+std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& state,
+                                                          const ParsedRequest& r) {
   const engine::Tokenizer& tok = state.model.tokenizer();
   std::vector<int32_t> ids;
   const bool chat = r.kind == ApiKind::kOpenAiChat || r.kind == ApiKind::kOllamaChat ||
@@ -42,7 +43,9 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& sta
     const std::string bos = tok.bos() >= 0 ? std::string(tok.token_text(tok.bos())) : "";
     const std::string eos = tok.eos() >= 0 ? std::string(tok.token_text(tok.eos())) : "";
     auto text = state.chat_template.apply(messages, true, bos, eos);
-    if (!text) return error_of(400, "invalid_request_error", fmt::format("chat template: {}", text.error()), "messages");
+    if (!text)
+      return error_of(400, "invalid_request_error", fmt::format("chat template: {}", text.error()),
+                      "messages");
     // Templates that write the BOS text themselves must not get a second BOS.
     const bool has_bos_text = tok.bos() >= 0 && text->rfind(tok.token_text(tok.bos()), 0) == 0;
     ids = tok.encode(*text, tok.add_bos() && !has_bos_text, true);
@@ -52,11 +55,13 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& sta
   if (ids.empty()) return error_of(400, "invalid_request_error", "the prompt is empty", "prompt");
   const int64_t n_ctx = state.scheduler->n_ctx();
   if (static_cast<int64_t>(ids.size()) >= n_ctx)
-    return error_of(400, "invalid_request_error",
-                    fmt::format("the prompt is {} tokens; this server's context holds {} (with room for at least one "
-                                "answer token); shorten it",
-                                ids.size(), n_ctx),
-                    chat ? "messages" : "prompt");
+    return error_of(
+        400, "invalid_request_error",
+        fmt::format(
+            "the prompt is {} tokens; this server's context holds {} (with room for at least one "
+            "answer token); shorten it",
+            ids.size(), n_ctx),
+        chat ? "messages" : "prompt");
   return ids;
 }
 
@@ -70,16 +75,19 @@ std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const
   if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
   engine::GenerateParams gen = r.gen;
   if (!r.seed_set) gen.sampling.seed = std::random_device{}();
-  const auto deadline = Job::Clock::now() + std::chrono::duration_cast<Job::Clock::duration>(
-                                                std::chrono::duration<double>(state.options.timeout_seconds));
-  auto job = std::make_shared<Job>(std::move(std::get<std::vector<int32_t>>(prompt)), std::move(gen), deadline);
+  const auto deadline =
+      Job::Clock::now() + std::chrono::duration_cast<Job::Clock::duration>(
+                              std::chrono::duration<double>(state.options.timeout_seconds));
+  auto job = std::make_shared<Job>(std::move(std::get<std::vector<int32_t>>(prompt)),
+                                   std::move(gen), deadline);
   if (Status s = state.scheduler->submit(job); !s) return error_of(503, "server_busy", s.error());
   return job;
 }
 
-bool pump_job(ServerState& state, Job& job, httplib::DataSink& sink,
-              const std::function<std::string(std::string_view)>& format_piece,
-              const std::function<std::string(const Expected<engine::GenerateResult>&)>& format_end) {
+bool pump_job(
+    ServerState& state, Job& job, httplib::DataSink& sink,
+    const std::function<std::string(std::string_view)>& format_piece,
+    const std::function<std::string(const Expected<engine::GenerateResult>&)>& format_end) {
   std::string text;
   for (;;) {
     text.clear();
@@ -110,22 +118,26 @@ void record_generation(ServerState& state, const Expected<engine::GenerateResult
 }
 
 std::string response_id(const char* prefix) {
-  static std::atomic<uint64_t> counter{std::random_device{}() | (uint64_t{std::random_device{}()} << 32)};
+  static std::atomic<uint64_t> counter{std::random_device{}() |
+                                       (uint64_t{std::random_device{}()} << 32)};
   const uint64_t n = counter.fetch_add(0x9e3779b97f4a7c15ull);
   return fmt::format("{}-{:016x}", prefix, n);
 }
 
 ApiError job_error(const Job& job, const std::string& message) {
   if (job.expired())
-    return error_of(504, "timeout", fmt::format("the request took longer than this server's limit: {}", message));
+    return error_of(504, "timeout",
+                    fmt::format("the request took longer than this server's limit: {}", message));
   return error_of(500, "server_error", message);
 }
 
 const char* finish_reason(engine::StopReason reason) {
   switch (reason) {
     case engine::StopReason::kMaxTokens:
-    case engine::StopReason::kContextFull: return "length";
-    default: return "stop";
+    case engine::StopReason::kContextFull:
+      return "length";
+    default:
+      return "stop";
   }
 }
 

@@ -19,12 +19,13 @@ class Metrics {
   // One finished HTTP request: route pattern (e.g. "/v1/chat/completions"), status, seconds.
   void record_request(const std::string& route, int status, double seconds);
   // One finished generation.
-  void record_generation(int64_t prompt_tokens, int64_t prompt_tokens_evaluated, int64_t generated_tokens,
-                         double prefill_seconds, double decode_seconds);
+  void record_generation(int64_t prompt_tokens, int64_t prompt_tokens_evaluated,
+                         int64_t generated_tokens, double prefill_seconds, double decode_seconds);
   // The exposition text; gauges (slots, queue) are passed in by the caller.
   std::string render(int slots, int busy_slots, int queued) const;
 
-  static constexpr std::array<double, 10> kLatencyBuckets = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30};
+  static constexpr std::array<double, 10> kLatencyBuckets = {0.005, 0.01, 0.05, 0.1, 0.5,
+                                                             1,     2.5,  5,    10,  30};
 
  private:
   struct Latency {

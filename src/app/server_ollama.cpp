@@ -23,8 +23,11 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
 
 std::string now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), us);
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+      1000000;
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z",
+                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)), us);
 }
 
 int64_t ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
@@ -39,7 +42,8 @@ json details(const ServerState& state) {
               {"quantization_level", ""}};
 }
 
-void handle_generation(ServerState& state, ApiKind kind, const httplib::Request& req, httplib::Response& res) {
+void handle_generation(ServerState& state, ApiKind kind, const httplib::Request& req,
+                       httplib::Response& res) {
   ParseResult parsed = parse_request(kind, req.body);
   if (!parsed.request) return send_error(res, parsed.error.status, parsed.error.message);
   const ParsedRequest& r = *parsed.request;
@@ -51,8 +55,10 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
 
   auto record = [chat, model](std::string_view text, bool done) {
     json j = {{"model", model}, {"created_at", now_rfc3339()}};
-    if (chat) j["message"] = {{"role", "assistant"}, {"content", text}};
-    else j["response"] = text;
+    if (chat)
+      j["message"] = {{"role", "assistant"}, {"content", text}};
+    else
+      j["response"] = text;
     j["done"] = done;
     return j;
   };
@@ -84,7 +90,9 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
         auto piece = [&](std::string_view text) { return dump(record(text, false)) + "\n"; };
         auto end = [&](const Expected<engine::GenerateResult>& result) {
           if (!result || job->expired())
-            return dump(json{{"error", job_error(*job, result ? "generation stopped" : result.error()).message}}) +
+            return dump(json{
+                       {"error",
+                        job_error(*job, result ? "generation stopped" : result.error()).message}}) +
                    "\n";
           return dump(final_record(*result, "")) + "\n";
         };
@@ -116,7 +124,8 @@ void register_ollama_routes(httplib::Server& http, ServerState& state) {
   });
   http.Post("/api/show", [&state](const httplib::Request& req, httplib::Response& res) {
     const json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return send_error(res, 400, "the request body is not a JSON object");
+    if (body.is_discarded() || !body.is_object())
+      return send_error(res, 400, "the request body is not a JSON object");
     std::string name;
     for (const char* key : {"model", "name"}) {
       auto it = body.find(key);
@@ -124,8 +133,9 @@ void register_ollama_routes(httplib::Server& http, ServerState& state) {
     }
     if (name.empty()) return send_error(res, 400, "'model' is required");
     if (!model_matches(state, name))
-      return send_error(res, 404, fmt::format("model '{}' not found; this server serves '{}'", name,
-                                              state.options.model_id));
+      return send_error(res, 404,
+                        fmt::format("model '{}' not found; this server serves '{}'", name,
+                                    state.options.model_id));
     const auto& h = state.model.hparams();
     json info = {{"general.architecture", details(state)["family"]},
                  {"context_length", h.n_ctx_train},

@@ -11,7 +11,8 @@ namespace {
 using nlohmann::json;
 
 int64_t now_unix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -25,7 +26,8 @@ json error_json(const ApiError& e) {
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(error_json(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.set_content(error_json(e).dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
 }
 
 std::string sse(const json& j) {
@@ -39,7 +41,8 @@ json usage_json(const engine::GenerateResult& r) {
 }
 
 // One handler for both endpoints: they differ only in the JSON shapes.
-void handle_generation(ServerState& state, ApiKind kind, const httplib::Request& req, httplib::Response& res) {
+void handle_generation(ServerState& state, ApiKind kind, const httplib::Request& req,
+                       httplib::Response& res) {
   ParseResult parsed = parse_request(kind, req.body);
   if (!parsed.request) return send_error(res, parsed.error);
   const ParsedRequest& r = *parsed.request;
@@ -58,11 +61,18 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
     record_generation(state, result);
     if (!result) return send_error(res, job_error(*job, result.error()));
     if (job->expired()) return send_error(res, job_error(*job, "generation stopped"));
-    json choice = {{"index", 0}, {"finish_reason", finish_reason(result->reason)}, {"logprobs", nullptr}};
-    if (chat) choice["message"] = {{"role", "assistant"}, {"content", result->text}};
-    else choice["text"] = result->text;
-    json body = {{"id", id},       {"object", object},         {"created", created},
-                 {"model", model}, {"choices", json::array({choice})}, {"usage", usage_json(*result)},
+    json choice = {
+        {"index", 0}, {"finish_reason", finish_reason(result->reason)}, {"logprobs", nullptr}};
+    if (chat)
+      choice["message"] = {{"role", "assistant"}, {"content", result->text}};
+    else
+      choice["text"] = result->text;
+    json body = {{"id", id},
+                 {"object", object},
+                 {"created", created},
+                 {"model", model},
+                 {"choices", json::array({choice})},
+                 {"usage", usage_json(*result)},
                  {"system_fingerprint", "hearth"}};
     res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     return;
@@ -72,17 +82,22 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
   auto chunk = [=](json choice) {
     choice["index"] = 0;
     choice["logprobs"] = nullptr;
-    return json{{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model},
-                {"system_fingerprint", "hearth"}, {"choices", json::array({std::move(choice)})}};
+    return json{{"id", id},
+                {"object", chunk_object},
+                {"created", created},
+                {"model", model},
+                {"system_fingerprint", "hearth"},
+                {"choices", json::array({std::move(choice)})}};
   };
   const bool include_usage = r.include_usage;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&state, job, chunk, chat, include_usage, id, created, model, chunk_object](size_t, httplib::DataSink& sink) {
+      [&state, job, chunk, chat, include_usage, id, created, model, chunk_object](
+          size_t, httplib::DataSink& sink) {
         if (chat) {
-          const std::string first = sse(chunk({{"delta", {{"role", "assistant"}, {"content", ""}}},
-                                               {"finish_reason", nullptr}}));
+          const std::string first = sse(chunk(
+              {{"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}}));
           if (!sink.write(first.data(), first.size())) {
             job->cancel();
             return false;
@@ -98,12 +113,17 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
           if (!result || job->expired()) {
             out = sse(error_json(job_error(*job, result ? "generation stopped" : result.error())));
           } else {
-            json c = chat ? json{{"delta", json::object()}, {"finish_reason", finish_reason(result->reason)}}
+            json c = chat ? json{{"delta", json::object()},
+                                 {"finish_reason", finish_reason(result->reason)}}
                           : json{{"text", ""}, {"finish_reason", finish_reason(result->reason)}};
             out = sse(chunk(std::move(c)));
             if (include_usage)
-              out += sse(json{{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model},
-                              {"choices", json::array()}, {"usage", usage_json(*result)}});
+              out += sse(json{{"id", id},
+                              {"object", chunk_object},
+                              {"created", created},
+                              {"model", model},
+                              {"choices", json::array()},
+                              {"usage", usage_json(*result)}});
           }
           return out + "data: [DONE]\n\n";
         };
@@ -122,7 +142,9 @@ void register_openai_routes(httplib::Server& http, ServerState& state) {
     handle_generation(state, ApiKind::kOpenAiCompletion, req, res);
   });
   http.Get("/v1/models", [&state](const httplib::Request&, httplib::Response& res) {
-    json m = {{"id", state.options.model_id}, {"object", "model"}, {"created", state.started_unix},
+    json m = {{"id", state.options.model_id},
+              {"object", "model"},
+              {"created", state.started_unix},
               {"owned_by", "hearth"}};
     json body = {{"object", "list"}, {"data", json::array({m})}};
     res.set_content(body.dump(), "application/json");
@@ -130,11 +152,14 @@ void register_openai_routes(httplib::Server& http, ServerState& state) {
   http.Get(R"(/v1/models/(.+))", [&state](const httplib::Request& req, httplib::Response& res) {
     const std::string name = req.matches[1];
     if (!model_matches(state, name))
-      return send_error(res, ApiError{404, "invalid_request_error",
-                                      "the model '" + name + "' does not exist; this server serves '" +
-                                          state.options.model_id + "'",
-                                      "model"});
-    json m = {{"id", state.options.model_id}, {"object", "model"}, {"created", state.started_unix},
+      return send_error(res,
+                        ApiError{404, "invalid_request_error",
+                                 "the model '" + name + "' does not exist; this server serves '" +
+                                     state.options.model_id + "'",
+                                 "model"});
+    json m = {{"id", state.options.model_id},
+              {"object", "model"},
+              {"created", state.started_unix},
               {"owned_by", "hearth"}};
     res.set_content(m.dump(), "application/json");
   });
@@ -142,7 +167,8 @@ void register_openai_routes(httplib::Server& http, ServerState& state) {
 
 // Used by server.cpp for errors raised outside the handlers (auth, Host, size, routing).
 std::string openai_error_body(int status, const std::string& type, const std::string& message) {
-  return error_json(ApiError{status, type, message, ""}).dump(-1, ' ', false, json::error_handler_t::replace);
+  return error_json(ApiError{status, type, message, ""})
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace hearth::app

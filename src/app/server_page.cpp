@@ -265,7 +265,8 @@ start();
 )page";
 
 constexpr const char* kCsp =
-    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";
+    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src "
+    "'none'";
 
 void serve(httplib::Response& res, const char* body, const char* type) {
   res.set_header("Content-Security-Policy", kCsp);
@@ -277,8 +278,12 @@ void serve(httplib::Response& res, const char* body, const char* type) {
 }  // namespace
 
 void register_page_routes(httplib::Server& http) {
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) { serve(res, kIndexHtml, "text/html; charset=utf-8"); });
-  http.Get("/chat.css", [](const httplib::Request&, httplib::Response& res) { serve(res, kChatCss, "text/css; charset=utf-8"); });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    serve(res, kIndexHtml, "text/html; charset=utf-8");
+  });
+  http.Get("/chat.css", [](const httplib::Request&, httplib::Response& res) {
+    serve(res, kChatCss, "text/css; charset=utf-8");
+  });
   http.Get("/chat.js", [](const httplib::Request&, httplib::Response& res) {
     serve(res, kChatJs, "text/javascript; charset=utf-8");
   });

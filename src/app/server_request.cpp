@@ -24,7 +24,8 @@ std::optional<ApiError> read_bool(const json& obj, const char* key, bool& out) {
   return std::nullopt;
 }
 
-std::optional<ApiError> read_number(const json& obj, const char* key, double lo, double hi, float& out) {
+std::optional<ApiError> read_number(const json& obj, const char* key, double lo, double hi,
+                                    float& out) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::nullopt;
   if (!it->is_number()) return bad(key, fmt::format("'{}' must be a number", key));
@@ -35,25 +36,29 @@ std::optional<ApiError> read_number(const json& obj, const char* key, double lo,
   return std::nullopt;
 }
 
-std::optional<ApiError> read_int(const json& obj, const char* key, int64_t lo, int64_t hi, int64_t& out) {
+std::optional<ApiError> read_int(const json& obj, const char* key, int64_t lo, int64_t hi,
+                                 int64_t& out) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::nullopt;
   if (it->is_number_float()) {
     const double v = it->get<double>();
-    if (!std::isfinite(v) || v != std::floor(v) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
+    if (!std::isfinite(v) || v != std::floor(v) || v < static_cast<double>(lo) ||
+        v > static_cast<double>(hi))
       return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
     out = static_cast<int64_t>(v);
     return std::nullopt;
   }
   if (it->is_number_unsigned()) {
     const uint64_t v = it->get<uint64_t>();
-    if (v > static_cast<uint64_t>(hi) || static_cast<int64_t>(v) < lo) return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
+    if (v > static_cast<uint64_t>(hi) || static_cast<int64_t>(v) < lo)
+      return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
     out = static_cast<int64_t>(v);
     return std::nullopt;
   }
   if (!it->is_number_integer()) return bad(key, fmt::format("'{}' must be an integer", key));
   const int64_t v = it->get<int64_t>();
-  if (v < lo || v > hi) return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
+  if (v < lo || v > hi)
+    return bad(key, fmt::format("'{}' must be an integer from {} to {}", key, lo, hi));
   out = v;
   return std::nullopt;
 }
@@ -65,10 +70,13 @@ std::optional<ApiError> read_stop(const json& obj, const char* key, std::vector<
     if (!it->get_ref<const std::string&>().empty()) out.push_back(it->get<std::string>());
     return std::nullopt;
   }
-  if (!it->is_array()) return bad(key, fmt::format("'{}' must be a string or a list of strings", key));
-  if (it->size() > kMaxStops) return bad(key, fmt::format("'{}' has {} entries; at most {}", key, it->size(), kMaxStops));
+  if (!it->is_array())
+    return bad(key, fmt::format("'{}' must be a string or a list of strings", key));
+  if (it->size() > kMaxStops)
+    return bad(key, fmt::format("'{}' has {} entries; at most {}", key, it->size(), kMaxStops));
   for (const json& s : *it) {
-    if (!s.is_string()) return bad(key, fmt::format("'{}' must be a string or a list of strings", key));
+    if (!s.is_string())
+      return bad(key, fmt::format("'{}' must be a string or a list of strings", key));
     if (!s.get_ref<const std::string&>().empty()) out.push_back(s.get<std::string>());
   }
   return std::nullopt;
@@ -97,7 +105,8 @@ std::optional<ApiError> read_content(const json& msg, size_t i, std::string& out
     out = it->get<std::string>();
     return std::nullopt;
   }
-  if (!it->is_array()) return bad(param, fmt::format("'{}' must be a string or a list of text parts", param));
+  if (!it->is_array())
+    return bad(param, fmt::format("'{}' must be a string or a list of text parts", param));
   for (const json& part : *it) {
     if (!part.is_object()) return bad(param, fmt::format("'{}' parts must be objects", param));
     auto type = part.find("type");
@@ -117,7 +126,8 @@ std::optional<ApiError> read_messages(const json& body, ParsedRequest& r) {
   if (!it->is_array()) return bad("messages", "'messages' must be a list of messages");
   if (it->empty()) return bad("messages", "'messages' must contain at least one message");
   if (it->size() > kMaxMessages)
-    return bad("messages", fmt::format("'messages' has {} entries; at most {}", it->size(), kMaxMessages));
+    return bad("messages",
+               fmt::format("'messages' has {} entries; at most {}", it->size(), kMaxMessages));
   for (size_t i = 0; i < it->size(); ++i) {
     const json& m = (*it)[i];
     const std::string param = fmt::format("messages[{}]", i);
@@ -146,7 +156,8 @@ std::optional<ApiError> read_prompt(const json& body, ParsedRequest& r) {
     return std::nullopt;
   }
   // OpenAI allows a list of prompts; one answer per request is what we serve.
-  if (r.kind == ApiKind::kOpenAiCompletion && it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
+  if (r.kind == ApiKind::kOpenAiCompletion && it->is_array() && it->size() == 1 &&
+      (*it)[0].is_string()) {
     r.prompt = (*it)[0].get<std::string>();
     return std::nullopt;
   }
@@ -170,7 +181,8 @@ std::optional<ApiError> read_openai(const json& body, ParsedRequest& r) {
   }
   if (auto e = read_number(body, "temperature", 0, 2, s.temp)) return e;
   if (auto e = read_number(body, "top_p", 0, 1, s.top_p)) return e;
-  if (body.contains("top_p") && !(s.top_p > 0)) return bad("top_p", "'top_p' must be greater than 0");
+  if (body.contains("top_p") && !(s.top_p > 0))
+    return bad("top_p", "'top_p' must be greater than 0");
   if (auto e = read_number(body, "presence_penalty", -2, 2, s.presence_penalty)) return e;
   if (auto e = read_number(body, "frequency_penalty", -2, 2, s.frequency_penalty)) return e;
   // llama.cpp-style extensions that OpenAI clients can pass through extra_body.
@@ -197,7 +209,8 @@ std::optional<ApiError> read_openai(const json& body, ParsedRequest& r) {
 std::optional<ApiError> read_ollama(const json& body, ParsedRequest& r) {
   r.stream = true;  // Ollama streams unless told not to
   if (auto e = read_bool(body, "stream", r.stream)) return e;
-  if (auto it = body.find("format"); it != body.end() && !it->is_null() && !(it->is_string() && it->empty()))
+  if (auto it = body.find("format");
+      it != body.end() && !it->is_null() && !(it->is_string() && it->empty()))
     return bad("format", "'format' (structured output) is not supported yet");
   auto it = body.find("options");
   if (it == body.end() || it->is_null()) return std::nullopt;
@@ -255,7 +268,8 @@ bool is_valid_utf8(std::string_view s) {
       if ((cc & 0xc0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3f);
     }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
       return false;
     i += static_cast<size_t>(n) + 1;
   }
@@ -267,14 +281,20 @@ int json_nesting_depth(std::string_view body) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
-    else if (c == ']' || c == '}') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      deepest = std::max(deepest, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
   }
   return deepest;
 }
@@ -308,8 +328,10 @@ ParseResult parse_request(ApiKind kind, std::string_view body) {
   if (!e) e = openai ? read_openai(body_json, r) : read_ollama(body_json, r);
   if (!e && kind == ApiKind::kOllamaGenerate) {
     if (auto it = body_json.find("system"); it != body_json.end() && !it->is_null()) {
-      if (!it->is_string()) e = bad("system", "'system' must be a string");
-      else r.system = it->get<std::string>();
+      if (!it->is_string())
+        e = bad("system", "'system' must be a string");
+      else
+        r.system = it->get<std::string>();
     }
     if (!e) e = read_bool(body_json, "raw", r.raw);
   }

@@ -31,10 +31,10 @@ inline constexpr size_t kMaxMessages = 1024;
 inline constexpr size_t kMaxStops = 16;
 
 struct ApiError {
-  int status = 400;                              // HTTP status
-  std::string type = "invalid_request_error";    // OpenAI error type
+  int status = 400;                            // HTTP status
+  std::string type = "invalid_request_error";  // OpenAI error type
   std::string message;
-  std::string param;                             // the field at fault, or empty
+  std::string param;  // the field at fault, or empty
 };
 
 struct ParsedRequest {
@@ -45,9 +45,9 @@ struct ParsedRequest {
   std::string system;                         // Ollama generate's "system"
   bool raw = false;                           // Ollama generate: no template
   bool stream = false;
-  bool include_usage = false;                 // OpenAI stream_options.include_usage
+  bool include_usage = false;  // OpenAI stream_options.include_usage
   bool seed_set = false;
-  engine::GenerateParams gen;                 // max_tokens < 0: until the context is full
+  engine::GenerateParams gen;  // max_tokens < 0: until the context is full
 };
 
 struct ParseResult {

@@ -35,18 +35,21 @@ bool model_matches(const ServerState& state, const std::string& name);
 
 // Prompt tokens for a request: the chat template for messages (and Ollama generate unless
 // raw), the plain text otherwise. Errors are 400s naming the problem.
-std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& state, const ParsedRequest& request);
+std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& state,
+                                                          const ParsedRequest& request);
 
 // Checks the model, builds the prompt, queues the job. 404 unknown model, 400 prompt
 // too long or empty, 503 queue full.
-std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const ParsedRequest& request);
+std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state,
+                                                       const ParsedRequest& request);
 
 // Streams a job's text through an HTTP chunked response: format_piece(text) for each
 // piece, then format_end(result). A failed write (client gone) cancels the job at once.
 // Returns false when the client went away.
-bool pump_job(ServerState& state, Job& job, httplib::DataSink& sink,
-              const std::function<std::string(std::string_view)>& format_piece,
-              const std::function<std::string(const Expected<engine::GenerateResult>&)>& format_end);
+bool pump_job(
+    ServerState& state, Job& job, httplib::DataSink& sink,
+    const std::function<std::string(std::string_view)>& format_piece,
+    const std::function<std::string(const Expected<engine::GenerateResult>&)>& format_end);
 
 // Records a finished generation in the metrics.
 void record_generation(ServerState& state, const Expected<engine::GenerateResult>& result);

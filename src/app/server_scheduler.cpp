@@ -51,14 +51,17 @@ const Expected<engine::GenerateResult>& Job::wait_result() {
   return result_;
 }
 
-Expected<std::unique_ptr<Scheduler>> Scheduler::create(const engine::Model& model, const SchedulerOptions& options) {
+Expected<std::unique_ptr<Scheduler>> Scheduler::create(const engine::Model& model,
+                                                       const SchedulerOptions& options) {
   if (options.n_slots < 1 || options.n_slots > 64)
     return make_error("the number of parallel slots must be 1 to 64 (got {})", options.n_slots);
-  if (options.queue_max < 0) return make_error("the queue size must be 0 or more (got {})", options.queue_max);
+  if (options.queue_max < 0)
+    return make_error("the queue size must be 0 or more (got {})", options.queue_max);
   std::unique_ptr<Scheduler> s(new Scheduler());
   s->queue_max_ = options.queue_max;
   engine::ContextParams cp = options.context;
-  if (cp.n_threads == 0) cp.n_threads = std::max(1, platform::physical_core_count() / options.n_slots);
+  if (cp.n_threads == 0)
+    cp.n_threads = std::max(1, platform::physical_core_count() / options.n_slots);
   s->threads_per_slot_ = cp.n_threads;
   for (int i = 0; i < options.n_slots; ++i) {
     auto ctx = engine::Context::create(model, cp);
@@ -140,8 +143,10 @@ Status Scheduler::submit(const std::shared_ptr<Job>& job) {
     } else if (static_cast<int>(queue_.size()) < queue_max_) {
       queue_.push_back(job);
     } else {
-      return make_error("the server is busy: all {} slots are generating and {} requests are waiting; try again later",
-                        slots_.size(), queue_.size());
+      return make_error(
+          "the server is busy: all {} slots are generating and {} requests are waiting; try again "
+          "later",
+          slots_.size(), queue_.size());
     }
   }
   cv_.notify_all();
@@ -174,8 +179,8 @@ void Scheduler::work(Slot& slot) {
       res = make_error("timed out while waiting for a slot");
     } else {
       res = engine::generate(
-          *slot.ctx, job->prompt(), job->params(), [&](std::string_view text) { return job->push_text(text); },
-          job->cancel_flag());
+          *slot.ctx, job->prompt(), job->params(),
+          [&](std::string_view text) { return job->push_text(text); }, job->cancel_flag());
     }
     {
       // Free the slot before the waiter hears the answer, so that its next turn finds

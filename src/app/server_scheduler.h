@@ -91,7 +91,8 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  static Expected<std::unique_ptr<Scheduler>> create(const engine::Model& model, const SchedulerOptions& options);
+  static Expected<std::unique_ptr<Scheduler>> create(const engine::Model& model,
+                                                     const SchedulerOptions& options);
   // Cancels running jobs, finishes queued ones with an error, joins the workers.
   ~Scheduler();
 

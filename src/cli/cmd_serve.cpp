@@ -31,39 +31,70 @@ void register_serve(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve a model over HTTP on this machine (OpenAI- and Ollama-compatible APIs)");
   cmd->footer(fmt::format(
-      "Binds 127.0.0.1:{} by default. Every API request needs 'Authorization: Bearer KEY'; the key is\n"
+      "Binds 127.0.0.1:{} by default. Every API request needs 'Authorization: Bearer KEY'; the key "
+      "is\n"
       "created on first start (`hearth key show` prints it). Other machines can connect only with\n"
       "--listen ADDR.",
       app::kDefaultServerPort));
   o->model.add(cmd);
   cmd->add_option("--port", o->port, "TCP port (0: any free port)")->capture_default_str();
-  cmd->add_option("--listen", o->listen,
-                  "Address to bind instead of 127.0.0.1, e.g. a LAN address (reachable from other machines; "
-                  "the API key guards it)");
-  cmd->add_option("--parallel", o->parallel, "Requests generated at the same time (slots)")->capture_default_str();
-  cmd->add_option("--queue", o->queue, "Requests that may wait for a slot; more get 503")->capture_default_str();
-  cmd->add_option("--timeout", o->timeout, "Seconds a request may take, waiting included")->capture_default_str();
-  cmd->add_option("--max-body", o->max_body, "Largest request body in bytes")->capture_default_str();
-  cmd->add_option("--cors-origin", o->cors_origin,
-                  "Allow browser pages from this origin (e.g. http://localhost:3000) to call the API");
+  cmd->add_option(
+      "--listen", o->listen,
+      "Address to bind instead of 127.0.0.1, e.g. a LAN address (reachable from other machines; "
+      "the API key guards it)");
+  cmd->add_option("--parallel", o->parallel, "Requests generated at the same time (slots)")
+      ->capture_default_str();
+  cmd->add_option("--queue", o->queue, "Requests that may wait for a slot; more get 503")
+      ->capture_default_str();
+  cmd->add_option("--timeout", o->timeout, "Seconds a request may take, waiting included")
+      ->capture_default_str();
+  cmd->add_option("--max-body", o->max_body, "Largest request body in bytes")
+      ->capture_default_str();
+  cmd->add_option(
+      "--cors-origin", o->cors_origin,
+      "Allow browser pages from this origin (e.g. http://localhost:3000) to call the API");
   o->context.add(cmd);
   cmd->callback([o, &exit_code] {
-    if (o->parallel < 1 || o->parallel > 64) { exit_code = fail("--parallel must be 1 to 64"); return; }
-    if (o->queue < 0 || o->queue > 4096) { exit_code = fail("--queue must be 0 to 4096"); return; }
-    if (!(o->timeout > 0 && o->timeout <= 86400)) { exit_code = fail("--timeout must be 1 to 86400 seconds"); return; }
+    if (o->parallel < 1 || o->parallel > 64) {
+      exit_code = fail("--parallel must be 1 to 64");
+      return;
+    }
+    if (o->queue < 0 || o->queue > 4096) {
+      exit_code = fail("--queue must be 0 to 4096");
+      return;
+    }
+    if (!(o->timeout > 0 && o->timeout <= 86400)) {
+      exit_code = fail("--timeout must be 1 to 86400 seconds");
+      return;
+    }
     if (o->max_body < 1024 || o->max_body > (size_t{1} << 30)) {
       exit_code = fail("--max-body must be 1024 to 1073741824 bytes");
       return;
     }
-    if (o->port < 0 || o->port > 65535) { exit_code = fail("--port must be 0 to 65535"); return; }
+    if (o->port < 0 || o->port > 65535) {
+      exit_code = fail("--port must be 0 to 65535");
+      return;
+    }
     auto key = app::load_or_create_api_key();
-    if (!key) { exit_code = fail(key.error()); return; }
+    if (!key) {
+      exit_code = fail(key.error());
+      return;
+    }
     auto path = app::resolve_model(o->model.model);
-    if (!path) { exit_code = fail(path.error()); return; }
+    if (!path) {
+      exit_code = fail(path.error());
+      return;
+    }
     auto model = engine::Model::load(*path);
-    if (!model) { exit_code = fail(model.error()); return; }
+    if (!model) {
+      exit_code = fail(model.error());
+      return;
+    }
     auto ctx = o->context.params(**model);
-    if (!ctx) { exit_code = fail(ctx.error()); return; }
+    if (!ctx) {
+      exit_code = fail(ctx.error());
+      return;
+    }
 
     app::ServerOptions so;
     if (!o->listen.empty()) so.listen = o->listen;
@@ -87,11 +118,18 @@ void register_serve(CLI::App& app, int& exit_code) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     auto server = app::Server::create(**model, std::move(so));
-    if (!server) { exit_code = fail(server.error()); return; }
-    if (Status s = (*server)->bind(); !s) { exit_code = fail(s.error()); return; }
+    if (!server) {
+      exit_code = fail(server.error());
+      return;
+    }
+    if (Status s = (*server)->bind(); !s) {
+      exit_code = fail(s.error());
+      return;
+    }
     const std::string host = listen.find(':') != std::string::npos ? "[" + listen + "]" : listen;
-    fmt::print("hearth: serving {} at http://{}:{}/ ({} slots x {} threads, context {} tokens)\n", model_id, host,
-               (*server)->port(), o->parallel, (*server)->threads_per_slot(), ctx->n_ctx);
+    fmt::print("hearth: serving {} at http://{}:{}/ ({} slots x {} threads, context {} tokens)\n",
+               model_id, host, (*server)->port(), o->parallel, (*server)->threads_per_slot(),
+               ctx->n_ctx);
     fmt::print("hearth: API key: `hearth key show`; Ctrl-C stops the server\n");
     std::fflush(stdout);
     app::Server* srv = server->get();
@@ -109,20 +147,29 @@ void register_serve(CLI::App& app, int& exit_code) {
 }
 
 void register_key(CLI::App& app, int& exit_code) {
-  CLI::App* cmd = app.add_subcommand("key", "Show or rotate the API key that `hearth serve` requires");
+  CLI::App* cmd =
+      app.add_subcommand("key", "Show or rotate the API key that `hearth serve` requires");
   cmd->require_subcommand(1);
   CLI::App* show = cmd->add_subcommand("show", "Print the API key (creating one if there is none)");
   show->callback([&exit_code] {
     auto key = app::load_or_create_api_key();
-    if (!key) { exit_code = fail(key.error()); return; }
+    if (!key) {
+      exit_code = fail(key.error());
+      return;
+    }
     fmt::print("{}\n", *key);
   });
-  CLI::App* rotate = cmd->add_subcommand("rotate", "Replace the API key with a new random one (restart the server)");
+  CLI::App* rotate = cmd->add_subcommand(
+      "rotate", "Replace the API key with a new random one (restart the server)");
   rotate->callback([&exit_code] {
     auto key = app::rotate_api_key();
-    if (!key) { exit_code = fail(key.error()); return; }
+    if (!key) {
+      exit_code = fail(key.error());
+      return;
+    }
     fmt::print("{}\n", *key);
-    fmt::print(stderr, "hearth: new key written to {}; restart `hearth serve` to use it\n", app::api_key_path());
+    fmt::print(stderr, "hearth: new key written to {}; restart `hearth serve` to use it\n",
+               app::api_key_path());
   });
 }
 

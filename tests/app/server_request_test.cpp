@@ -1,17 +1,20 @@
 // Request parsing and the per-request checks of hearth serve (no model, no sockets).
+#include "app/server_request.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "app/server_auth.h"
-#include "app/server_request.h"
 
 namespace hearth::app {
 namespace {
 
 ParseResult chat(const std::string& body) { return parse_request(ApiKind::kOpenAiChat, body); }
 
-std::string error_of(const ParseResult& r) { return r.request ? std::string("(parsed)") : r.error.message; }
+std::string error_of(const ParseResult& r) {
+  return r.request ? std::string("(parsed)") : r.error.message;
+}
 
 TEST(ServerRequest, ParsesAFullOpenAiChatRequest) {
   const ParseResult r = chat(R"({"model":"m","messages":[{"role":"developer","content":"Be brief."},
@@ -62,7 +65,8 @@ TEST(ServerRequest, RejectsWrongTypesAndRangesNamingTheField) {
       {R"("max_tokens":1e400)", "not valid JSON"},
       {R"("max_tokens":18446744073709551615)", "max_tokens"},
       {R"("stop":[1])", "'stop' must be a string or a list of strings"},
-      {R"("stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"])", "at most 16"},
+      {R"("stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"])",
+       "at most 16"},
       {R"("seed":"x")", "'seed' must be an integer"},
       {R"("n":2)", "only n = 1"},
       {R"("stream":1)", "'stream' must be a boolean"},
@@ -73,24 +77,33 @@ TEST(ServerRequest, RejectsWrongTypesAndRangesNamingTheField) {
     const ParseResult r = chat(pre + c.field + "}");
     ASSERT_FALSE(r.request) << c.field;
     EXPECT_EQ(r.error.status, 400);
-    EXPECT_NE(r.error.message.find(c.needle), std::string::npos) << c.field << ": " << r.error.message;
+    EXPECT_NE(r.error.message.find(c.needle), std::string::npos)
+        << c.field << ": " << r.error.message;
   }
 }
 
 TEST(ServerRequest, RejectsBadMessages) {
   EXPECT_NE(error_of(chat(R"({"model":"m"})")).find("'messages' is required"), std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[]})")).find("at least one"), std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[1]})")).find("messages[0]"), std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[{"content":"x"}]})")).find("messages[0].role"),
+  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[]})")).find("at least one"),
             std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[{"role":"tool","content":"x"}]})")).find("'tool'"),
+  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[1]})")).find("messages[0]"),
             std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})"))
-                .find("only parts of type 'text'"),
-            std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"messages":[{"role":"user","content":"x"}]})")).find("'model' is required"),
-            std::string::npos);
-  EXPECT_NE(error_of(chat(R"({"model":5,"messages":[{"role":"user","content":"x"}]})")).find("'model' must be"),
+  EXPECT_NE(
+      error_of(chat(R"({"model":"m","messages":[{"content":"x"}]})")).find("messages[0].role"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(chat(R"({"model":"m","messages":[{"role":"tool","content":"x"}]})")).find("'tool'"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(
+          chat(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})"))
+          .find("only parts of type 'text'"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(chat(R"({"messages":[{"role":"user","content":"x"}]})")).find("'model' is required"),
+      std::string::npos);
+  EXPECT_NE(error_of(chat(R"({"model":5,"messages":[{"role":"user","content":"x"}]})"))
+                .find("'model' must be"),
             std::string::npos);
 }
 
@@ -100,16 +113,19 @@ TEST(ServerRequest, RejectsBadBodies) {
   EXPECT_NE(error_of(chat("[1]")).find("JSON object"), std::string::npos);
   EXPECT_NE(error_of(chat("{\"model\":\"\xff\"}")).find("UTF-8"), std::string::npos);
   EXPECT_NE(error_of(chat(R"({"model":"\ud800"})")).find("not valid JSON"), std::string::npos);
-  EXPECT_NE(error_of(chat(std::string(100000, '[') + std::string(100000, ']'))).find("nests deeper"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(chat(std::string(100000, '[') + std::string(100000, ']'))).find("nests deeper"),
+      std::string::npos);
   // Every prefix of a valid body is an error, never a crash.
-  const std::string valid = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["x"]})";
+  const std::string valid =
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["x"]})";
   for (size_t n = 0; n < valid.size(); ++n) EXPECT_FALSE(chat(valid.substr(0, n)).request) << n;
   EXPECT_TRUE(chat(valid).request);
 }
 
 TEST(ServerRequest, Completions) {
-  auto r = parse_request(ApiKind::kOpenAiCompletion, R"({"model":"m","prompt":["one"],"stop":["a","b"]})");
+  auto r = parse_request(ApiKind::kOpenAiCompletion,
+                         R"({"model":"m","prompt":["one"],"stop":["a","b"]})");
   ASSERT_TRUE(r.request);
   EXPECT_EQ(r.request->prompt, "one");
   EXPECT_EQ(r.request->gen.stop.size(), 2u);
@@ -120,7 +136,8 @@ TEST(ServerRequest, Completions) {
 }
 
 TEST(ServerRequest, OllamaStreamsByDefaultAndReadsOptions) {
-  auto r = parse_request(ApiKind::kOllamaChat, R"({"model":"m","messages":[{"role":"user","content":"hi"}],
+  auto r = parse_request(ApiKind::kOllamaChat,
+                         R"({"model":"m","messages":[{"role":"user","content":"hi"}],
       "options":{"temperature":0,"num_predict":5,"top_k":3,"repeat_penalty":1.2,"seed":9,"stop":["x"]}})");
   ASSERT_TRUE(r.request) << r.error.message;
   EXPECT_TRUE(r.request->stream);
@@ -128,7 +145,8 @@ TEST(ServerRequest, OllamaStreamsByDefaultAndReadsOptions) {
   EXPECT_EQ(r.request->gen.sampling.top_k, 3);
   EXPECT_FLOAT_EQ(r.request->gen.sampling.repeat_penalty, 1.2f);
   EXPECT_EQ(r.request->gen.sampling.seed, 9u);
-  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","system":"s","raw":true,"stream":false,
+  r = parse_request(ApiKind::kOllamaGenerate,
+                    R"({"model":"m","prompt":"p","system":"s","raw":true,"stream":false,
       "options":{"num_predict":-2}})");
   ASSERT_TRUE(r.request);
   EXPECT_FALSE(r.request->stream);
