@@ -175,11 +175,12 @@ function busy(on) {
 }
 
 async function send(text) {
-  state.messages.push({ role: "user", content: text });
+  const conversation = state.messages;  // "New chat" replaces the array
+  conversation.push({ role: "user", content: text });
   addMessage("user", text);
   const div = addMessage("assistant", "");
   const system = $("system").value.trim();
-  const messages = (system ? [{ role: "system", content: system }] : []).concat(state.messages);
+  const messages = (system ? [{ role: "system", content: system }] : []).concat(conversation);
   state.controller = new AbortController();
   busy(true);
   let answer = "";
@@ -212,7 +213,7 @@ async function send(text) {
   } catch (e) {
     if (e.name !== "AbortError" && e.message !== "unauthorized") showError(e.message);
   } finally {
-    state.messages.push({ role: "assistant", content: answer });
+    conversation.push({ role: "assistant", content: answer });
     state.controller = null;
     busy(false);
   }

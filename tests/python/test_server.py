@@ -432,7 +432,7 @@ def test_ctrl_c_during_a_stream_stops_promptly(tmp_path):
         got += sock.recv(4096)
     t0 = time.time()
     s.stop()
-    assert s.proc.returncode == 0 and time.time() - t0 < 5
+    assert s.proc.returncode == 0 and time.time() - t0 < 10
     sock.close()
 
 
