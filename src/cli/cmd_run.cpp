@@ -106,13 +106,12 @@ void register_run(CLI::App& app, int& exit_code) {
     for (;;) {
       fmt::print(">>> ");
       std::fflush(stdout);
-      if (!std::getline(std::cin, line)) {
-        if (guard.take()) {  // Ctrl-C at the prompt interrupted the read: not an exit
-          std::cin.clear();
-          std::clearerr(stdin);
-          fmt::print("\n(use /exit or Ctrl-D to quit)\n");
-          continue;
-        }
+      const ReadLine got = read_line(guard, line);
+      if (got == ReadLine::kInterrupted) {  // Ctrl-C at the prompt: not an exit
+        fmt::print("\n(use /exit or Ctrl-D to quit)\n");
+        continue;
+      }
+      if (got == ReadLine::kEof) {
         fmt::print("\n");
         return;
       }
