@@ -260,10 +260,22 @@ def test_bad_prompt_ids():
 
 # ---- interactive chat ----------------------------------------------------------------------
 
+_unread: dict[int, bytes] = {}
+
+
 def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
-    buf = b""
+    """Reads from the pty until `needle` (b"" = any output) and returns the text through it;
+    what follows stays for the next call, so two answers in one chunk are both seen."""
+    buf = _unread.pop(fd, b"")
     end = time.time() + timeout
-    while time.time() < end:
+    while True:
+        i = buf.find(needle) if needle else (0 if buf else -1)
+        if i >= 0:
+            cut = i + len(needle) if needle else len(buf)
+            _unread[fd] = buf[cut:]
+            return buf[:cut]
+        if time.time() >= end:
+            break
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
@@ -273,10 +285,6 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
             if not chunk:
                 break
             buf += chunk
-            if needle in buf:
-                return buf
-    if needle == b"" and buf:
-        return buf
     raise AssertionError(f"timed out waiting for {needle!r}; got {buf[-500:]!r}")
 
 
