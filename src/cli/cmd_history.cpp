@@ -11,15 +11,6 @@
 namespace hearth::cli {
 namespace {
 
-std::string date(int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
-
 // One line of a title for the table: control characters become spaces.
 std::string one_line(std::string s) {
   for (char& c : s)
@@ -67,7 +58,7 @@ void register_history(CLI::App& app, int& exit_code) {
     }
     fmt::print("{:>5}  {:<16}  {:>4}  {}\n", "ID", "UPDATED (UTC)", "MSGS", "TITLE");
     for (const auto& c : *all)
-      fmt::print("{:>5}  {:<16}  {:>4}  {}\n", c.id, date(c.updated), c.n_messages,
+      fmt::print("{:>5}  {:<16}  {:>4}  {}\n", c.id, utc_date(c.updated), c.n_messages,
                  one_line(c.title));
   });
 
@@ -84,7 +75,7 @@ void register_history(CLI::App& app, int& exit_code) {
       exit_code = fail(c.error());
       return;
     }
-    fmt::print("conversation {} ({} UTC, model {})\n", c->id, date(c->created), c->model);
+    fmt::print("conversation {} ({} UTC, model {})\n", c->id, utc_date(c->created), c->model);
     if (!c->system.empty()) fmt::print("[system] {}\n", c->system);
     for (const auto& m : c->messages) fmt::print("[{}] {}\n", m.role, m.text);
   });

@@ -8,12 +8,6 @@
 namespace hearth::cli {
 
 namespace {
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
-  return fmt::format("{:.1f} {}", b, units[u]);
-}
 std::string human_count(double n) {
   if (n >= 1e9) return fmt::format("{:.2f} B", n / 1e9);
   if (n >= 1e6) return fmt::format("{:.1f} M", n / 1e6);

@@ -18,15 +18,6 @@ std::string human_size(uint64_t bytes) {
   return fmt::format("{:.0f} MiB", bytes / double(1ull << 20));
 }
 
-std::string date(int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
-
 // Cheap state for the table: no hashing, only what the manifest and a stat say.
 std::string state_of(const app::ModelStore& store, const app::ModelVersion& v) {
   if (v.changed) return "NO: hash mismatch";
@@ -35,7 +26,7 @@ std::string state_of(const app::ModelStore& store, const app::ModelVersion& v) {
   const int64_t mt = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (static_cast<uint64_t>(st.st_size) != v.size || mt != v.mtime_ns)
     return "re-check needed (file touched)";
-  return "yes, " + date(v.verified_at);
+  return "yes, " + utc_date(v.verified_at);
 }
 
 void print_report(const app::VerifyReport& r) {

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <ctime>
 #include <random>
 
 #include "app/model_paths.h"
@@ -15,22 +16,20 @@ void ModelFlags::add(CLI::App* cmd) {
 }
 
 void ContextFlags::add(CLI::App* cmd) {
-  cmd->add_option_function<int>("-t,--threads", [this](int v) { threads = v; threads_set = true; },
-                                "Threads for the kernels (default: physical cores)");
-  cmd->add_option_function<int64_t>("-c,--ctx", [this](int64_t v) { ctx = v; ctx_set = true; },
-                                    "Context size in tokens (default: 4096 or the model's, if smaller)");
+  cmd->add_option("-t,--threads", threads, "Threads for the kernels (default: physical cores)");
+  cmd->add_option("-c,--ctx", ctx, "Context size in tokens (default: 4096 or the model's, if smaller)");
 }
 
 Expected<engine::ContextParams> ContextFlags::params(const engine::Model& model) const {
   engine::ContextParams p;
   const int64_t trained = model.hparams().n_ctx_train;
-  if (threads_set && (threads < 1 || threads > 1024))
-    return make_error("--threads {} is out of range: use 1 to 1024 (default: the number of cores)", threads);
-  if (ctx_set && ctx < 1) return make_error("--ctx {} is out of range: the context needs at least 1 token", ctx);
-  if (ctx_set && ctx > trained)
-    return make_error("--ctx {} is larger than this model's training context ({})", ctx, trained);
-  p.n_threads = threads_set ? threads : 0;
-  p.n_ctx = ctx_set ? ctx : std::min<int64_t>(4096, trained);
+  if (threads && (*threads < 1 || *threads > 1024))
+    return make_error("--threads {} is out of range: use 1 to 1024 (default: the number of cores)", *threads);
+  if (ctx && *ctx < 1) return make_error("--ctx {} is out of range: the context needs at least 1 token", *ctx);
+  if (ctx && *ctx > trained)
+    return make_error("--ctx {} is larger than this model's training context ({})", *ctx, trained);
+  p.n_threads = threads.value_or(0);
+  p.n_ctx = ctx.value_or(std::min<int64_t>(4096, trained));
   return p;
 }
 
@@ -98,6 +97,25 @@ Expected<std::vector<int32_t>> parse_ids(const std::string& text) {
     i = j;
   }
   return ids;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", b, units[u]);
+}
+
+std::string utc_date(int64_t unix_seconds) {
+  const std::time_t tt = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+  return buf;
 }
 
 bool valid_utf8(std::string_view s) {

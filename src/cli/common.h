@@ -19,10 +19,8 @@ struct ModelFlags {
 };
 
 struct ContextFlags {
-  int threads = 0;        // 0: not given (physical cores)
-  int64_t ctx = 0;        // 0: not given (min(4096, trained))
-  bool threads_set = false;
-  bool ctx_set = false;
+  std::optional<int> threads;   // not given: physical cores
+  std::optional<int64_t> ctx;   // not given: min(4096, trained)
   void add(CLI::App* cmd);
   // Validated context parameters for a loaded model, or an error naming the flag.
   Expected<engine::ContextParams> params(const engine::Model& model) const;
@@ -43,6 +41,11 @@ int fail(const std::string& message);
 
 // Parses "1 2 3" (spaces or commas) into token ids.
 Expected<std::vector<int32_t>> parse_ids(const std::string& text);
+
+// "93.8 MiB": bytes with a binary unit, for tables and summaries.
+std::string human_bytes(double bytes);
+// "2026-11-25 13:50" (UTC) from Unix seconds.
+std::string utc_date(int64_t unix_seconds);
 
 // True when s is valid UTF-8.
 bool valid_utf8(std::string_view s);

@@ -28,16 +28,6 @@ const char* type_label(GgufType t) {
   return "?";
 }
 
-// Size in bytes of a scalar value type; 0 for string/array/unknown.
-uint64_t scalar_size(uint32_t t) {
-  switch (static_cast<GgufType>(t)) {
-    case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: return 1;
-    case GgufType::UINT16: case GgufType::INT16: return 2;
-    case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: return 4;
-    case GgufType::UINT64: case GgufType::INT64: case GgufType::FLOAT64: return 8;
-    default: return 0;
-  }
-}
 
 // A bounds-checked little-endian cursor over the file. Every read names its field so a
 // failure message says what was being read and where.
@@ -95,6 +85,16 @@ T load(const uint8_t* p) {
 }
 
 }  // namespace
+
+uint64_t gguf_scalar_size(uint32_t t) {
+  switch (static_cast<GgufType>(t)) {
+    case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: return 1;
+    case GgufType::UINT16: case GgufType::INT16: return 2;
+    case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: return 4;
+    case GgufType::UINT64: case GgufType::INT64: case GgufType::FLOAT64: return 8;
+    default: return 0;
+  }
+}
 
 Expected<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
   auto map = platform::MappedFile::open(path);
@@ -175,7 +175,7 @@ Status GgufFile::parse() {
           if (Status s = c.read_string(&kv.strings[i], "array string element"); !s)
             return make_error("{} (element {} of '{}')", s.error(), i, kv.key);
       } else {
-        const uint64_t es = scalar_size(et);
+        const uint64_t es = gguf_scalar_size(et);
         if (kv.array_count > c.remaining() / es)
           return make_error("{}: metadata '{}' at offset {:#x}: array of {} {} values runs past the end of the file",
                             name_, kv.key, val_pos, kv.array_count, type_label(kv.array_type));
@@ -183,7 +183,7 @@ Status GgufFile::parse() {
         c.skip(kv.array_count * es);
       }
     } else {
-      const uint64_t es = scalar_size(type);
+      const uint64_t es = gguf_scalar_size(type);
       if (Status s = c.need(es, "metadata value"); !s) return s;
       const uint8_t* p = c.here();
       switch (kv.type) {

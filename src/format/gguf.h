@@ -29,6 +29,9 @@ enum class GgufType : uint32_t {
   BOOL = 7, STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 };
 
+// Bytes of one value of a scalar type; 0 for STRING, ARRAY and unknown ids.
+uint64_t gguf_scalar_size(uint32_t type);
+
 struct GgufKv {
   std::string_view key;
   GgufType type;

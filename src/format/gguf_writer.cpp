@@ -67,13 +67,7 @@ void GgufWriter::add_kv(const GgufKv& kv) {
       if (kv.array_type == GgufType::STRING) {
         for (std::string_view s : kv.strings) put_str(kv_, s);
       } else {
-        uint64_t elem = 0;
-        switch (kv.array_type) {
-          case GgufType::UINT8: case GgufType::INT8: case GgufType::BOOL: elem = 1; break;
-          case GgufType::UINT16: case GgufType::INT16: elem = 2; break;
-          case GgufType::UINT32: case GgufType::INT32: case GgufType::FLOAT32: elem = 4; break;
-          default: elem = 8; break;
-        }
+        const uint64_t elem = gguf_scalar_size(static_cast<uint32_t>(kv.array_type));
         if (kv.array_count) kv_.insert(kv_.end(), kv.array_data, kv.array_data + kv.array_count * elem);
       }
       break;
