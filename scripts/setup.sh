@@ -9,6 +9,10 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libpcre2-dev libutf8proc-dev libsodium-dev libsqlite3-dev libcpp-httplib-dev python3 python3-venv python3-pip
+  libseccomp-dev libtomlplusplus-dev libcurl4-openssl-dev
+  # test tools: a real browser for the web page test, load generator, packet capture,
+  # network namespaces, and certificates for the HTTPS pull test
+  chromium wrk tcpdump iproute2 openssl
 )
 
 SUDO=""
