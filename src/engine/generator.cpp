@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
+#include "engine/json_constraint.h"
 #include "engine/stop_strings.h"
 
 namespace hearth::engine {
@@ -48,6 +50,8 @@ Expected<GenerateResult> generate(Context& ctx, const std::vector<int32_t>& prom
   for (int32_t t : prompt) sampler.accept(t);
   StreamDecoder decoder(tok);
   StopMatcher stops(params.stop);
+  std::optional<JsonTokenFilter> json;
+  if (params.json_object) json.emplace(tok, JsonLimits{32, 64});
   bool keep_going = true;
   auto emit = [&](std::string_view text) {
     if (text.empty()) return;
@@ -66,7 +70,9 @@ Expected<GenerateResult> generate(Context& ctx, const std::vector<int32_t>& prom
       res.reason = StopReason::kMaxTokens;
       break;
     }
-    const int32_t id = sampler.sample(ctx.logits());
+    float* logits = ctx.logits();
+    if (json && json->mask(logits) == 0) break;  // no token can continue the document
+    const int32_t id = sampler.sample(logits);
     ++res.n_decoded;
     res.tokens.push_back(id);
     if (tok.is_eog(id)) {
@@ -74,12 +80,14 @@ Expected<GenerateResult> generate(Context& ctx, const std::vector<int32_t>& prom
       break;
     }
     sampler.accept(id);
+    if (json) json->accept(id);
     const StopMatcher::Result r = stops.feed(decoder.push(id));
     emit(r.text);
     if (r.stopped) {
       res.reason = StopReason::kStopString;
       break;
     }
+    if (json && json->complete()) break;  // the object has closed: end of generation
     if (!keep_going) {
       res.reason = StopReason::kCancelled;
       break;

@@ -24,6 +24,7 @@ struct GenerateParams {
   SamplerParams sampling;
   int64_t max_tokens = -1;  // < 0: until the context is full
   std::vector<std::string> stop;
+  bool json_object = false;  // JSON mode: the text is a JSON object (engine/json_constraint.h)
 };
 
 enum class StopReason { kEndOfGeneration, kStopString, kMaxTokens, kContextFull, kCancelled };

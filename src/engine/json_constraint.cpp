@@ -1,0 +1,404 @@
+#include "engine/json_constraint.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace hearth::engine {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr const char* kLiterals[] = {"true", "false", "null"};
+
+bool is_whitespace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// True when `s` may follow an open string unchanged: complete UTF-8 characters (as the
+// recogniser defines them) and no quote, backslash or control byte.
+bool plain_string_text(std::string_view s) {
+  JsonRecognizer r;
+  if (!r.feed(std::string_view("{\"")) || !r.feed(s)) return false;
+  return r.in_plain_string();
+}
+
+}  // namespace
+
+JsonRecognizer::JsonRecognizer(JsonLimits limits)
+    : max_depth_(static_cast<uint8_t>(std::clamp(limits.max_depth, 1, 64))),
+      max_ws_run_(static_cast<uint16_t>(std::clamp(limits.max_whitespace_run, 0, 65535))) {}
+
+bool JsonRecognizer::fail() {
+  mode_ = Mode::kFailed;
+  return false;
+}
+
+bool JsonRecognizer::feed(std::string_view bytes) {
+  for (char c : bytes)
+    if (!feed(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+bool JsonRecognizer::feed(unsigned char c) {
+  switch (mode_) {
+    case Mode::kString:
+    case Mode::kEscape:
+    case Mode::kUtf8:
+    case Mode::kLowBackslash:
+    case Mode::kLowU:
+      return string_byte(c);
+    case Mode::kHex:
+      return hex_digit(c);
+    case Mode::kNumMinus:
+    case Mode::kNumZero:
+    case Mode::kNumInt:
+    case Mode::kNumDot:
+    case Mode::kNumFrac:
+    case Mode::kNumExp:
+    case Mode::kNumExpSign:
+    case Mode::kNumExpDigits:
+      return number_byte(c);
+    case Mode::kLiteral: {
+      const char* lit = kLiterals[literal_];
+      if (c != static_cast<unsigned char>(lit[aux_])) return fail();
+      if (lit[++aux_] == '\0') mode_ = Mode::kAfterValue;
+      return true;
+    }
+    case Mode::kFailed:
+      return false;
+    default:
+      return structural(c);
+  }
+}
+
+// Between tokens: whitespace, or the byte the grammar expects in this mode.
+bool JsonRecognizer::structural(unsigned char c) {
+  if (is_whitespace(c)) {
+    if (max_ws_run_ > 0 && ws_run_ >= max_ws_run_) return fail();
+    ++ws_run_;
+    return true;
+  }
+  ws_run_ = 0;
+  switch (mode_) {
+    case Mode::kStart:
+      if (c != '{') return fail();
+      return push(true);
+    case Mode::kObjectFirst:
+      if (c == '}') return pop(true);
+      [[fallthrough]];
+    case Mode::kObjectKey:
+      if (c != '"') return fail();
+      mode_ = Mode::kString;
+      key_ = true;
+      return true;
+    case Mode::kColon:
+      if (c != ':') return fail();
+      mode_ = Mode::kValue;
+      return true;
+    case Mode::kArrayFirst:
+      if (c == ']') return pop(false);
+      return value_start(c);
+    case Mode::kValue:
+      return value_start(c);
+    case Mode::kAfterValue:
+      return after_value(c);
+    default:  // kDone: only whitespace
+      return fail();
+  }
+}
+
+bool JsonRecognizer::value_start(unsigned char c) {
+  switch (c) {
+    case '{':
+      return push(true);
+    case '[':
+      return push(false);
+    case '"':
+      mode_ = Mode::kString;
+      key_ = false;
+      return true;
+    case '-':
+      mode_ = Mode::kNumMinus;
+      return true;
+    case '0':
+      mode_ = Mode::kNumZero;
+      return true;
+    case 't':
+    case 'f':
+    case 'n':
+      literal_ = c == 't' ? 0 : c == 'f' ? 1 : 2;
+      aux_ = 1;
+      mode_ = Mode::kLiteral;
+      return true;
+    default:
+      if (c < '1' || c > '9') return fail();
+      mode_ = Mode::kNumInt;
+      aux_ = 1;
+      return true;
+  }
+}
+
+bool JsonRecognizer::after_value(unsigned char c) {
+  const bool in_object = (stack_ >> (depth_ - 1)) & 1u;
+  if (c == ',') {
+    mode_ = in_object ? Mode::kObjectKey : Mode::kValue;
+    return true;
+  }
+  if (c == '}' || c == ']') return pop(c == '}');
+  return fail();
+}
+
+bool JsonRecognizer::push(bool object) {
+  if (depth_ >= max_depth_) return fail();
+  const uint64_t bit = uint64_t{1} << depth_;
+  stack_ = object ? (stack_ | bit) : (stack_ & ~bit);
+  ++depth_;
+  mode_ = object ? Mode::kObjectFirst : Mode::kArrayFirst;
+  return true;
+}
+
+bool JsonRecognizer::pop(bool object) {
+  const bool in_object = (stack_ >> (depth_ - 1)) & 1u;
+  if (in_object != object) return fail();
+  --depth_;
+  mode_ = depth_ == 0 ? Mode::kDone : Mode::kAfterValue;
+  return true;
+}
+
+bool JsonRecognizer::string_byte(unsigned char c) {
+  switch (mode_) {
+    case Mode::kEscape:
+      switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          mode_ = Mode::kString;
+          return true;
+        case 'u':
+          mode_ = Mode::kHex;
+          aux_ = 0;
+          hex_ = 0;
+          low_ = false;
+          return true;
+        default:
+          return fail();
+      }
+    case Mode::kLowBackslash:
+      if (c != '\\') return fail();
+      mode_ = Mode::kLowU;
+      return true;
+    case Mode::kLowU:
+      if (c != 'u') return fail();
+      mode_ = Mode::kHex;
+      aux_ = 0;
+      hex_ = 0;
+      low_ = true;
+      return true;
+    case Mode::kUtf8:
+      if (c < lo_ || c > hi_) return fail();
+      lo_ = 0x80;
+      hi_ = 0xbf;
+      if (--aux_ == 0) mode_ = Mode::kString;
+      return true;
+    default:  // kString
+      break;
+  }
+  if (c == '"') {
+    mode_ = key_ ? Mode::kColon : Mode::kAfterValue;
+    return true;
+  }
+  if (c == '\\') {
+    mode_ = Mode::kEscape;
+    return true;
+  }
+  if (c < 0x20) return fail();
+  if (c < 0x80) return true;
+  // A UTF-8 lead byte: how many continuation bytes follow, and the range of the first one
+  // that excludes overlong forms, surrogates and code points past U+10FFFF.
+  lo_ = 0x80;
+  hi_ = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    aux_ = 1;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    aux_ = 2;
+    if (c == 0xe0) lo_ = 0xa0;
+    if (c == 0xed) hi_ = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    aux_ = 3;
+    if (c == 0xf0) lo_ = 0x90;
+    if (c == 0xf4) hi_ = 0x8f;
+  } else {
+    return fail();
+  }
+  mode_ = Mode::kUtf8;
+  return true;
+}
+
+// Surrogates are checked digit by digit (a low one is DCxx-DFxx), so that no prefix is
+// accepted that no digits could complete.
+bool JsonRecognizer::hex_digit(unsigned char c) {
+  const int v = hex_value(c);
+  if (v < 0) return fail();
+  hex_ = static_cast<uint16_t>((hex_ << 4) | v);
+  ++aux_;
+  if (aux_ == 1 && low_ && hex_ != 0xd) return fail();
+  if (aux_ == 2) {
+    const bool low_surrogate = hex_ >= 0xdc && hex_ <= 0xdf;
+    if (low_surrogate != low_) return fail();
+  }
+  if (aux_ < 4) return true;
+  const bool high_surrogate = !low_ && hex_ >= 0xd800 && hex_ <= 0xdbff;
+  mode_ = high_surrogate ? Mode::kLowBackslash : Mode::kString;
+  low_ = false;
+  return true;
+}
+
+// aux_ counts the digits of the part being read (integer or exponent) for the limits.
+bool JsonRecognizer::number_byte(unsigned char c) {
+  const bool digit = is_digit(c);
+  switch (mode_) {
+    case Mode::kNumMinus:
+      if (!digit) return fail();
+      mode_ = c == '0' ? Mode::kNumZero : Mode::kNumInt;
+      aux_ = 1;
+      return true;
+    case Mode::kNumDot:
+      if (!digit) return fail();
+      mode_ = Mode::kNumFrac;
+      return true;
+    case Mode::kNumExp:
+      if (c == '+' || c == '-') {
+        mode_ = Mode::kNumExpSign;
+        return true;
+      }
+      [[fallthrough]];
+    case Mode::kNumExpSign:
+      if (!digit) return fail();
+      mode_ = Mode::kNumExpDigits;
+      aux_ = 1;
+      return true;
+    case Mode::kNumInt:
+      if (digit) return ++aux_ <= kMaxIntegerDigits || fail();
+      break;
+    case Mode::kNumExpDigits:
+      if (digit) return ++aux_ <= kMaxExponentDigits || fail();
+      break;
+    case Mode::kNumFrac:
+      if (digit) return true;
+      break;
+    default:  // kNumZero: no digit may follow a leading zero
+      break;
+  }
+  // kNumZero, kNumInt, kNumFrac or kNumExpDigits: '.' and the exponent where the grammar
+  // allows them, else the number has ended and the byte belongs to what follows.
+  if (c == '.' && (mode_ == Mode::kNumZero || mode_ == Mode::kNumInt)) {
+    mode_ = Mode::kNumDot;
+    return true;
+  }
+  if ((c == 'e' || c == 'E') && mode_ != Mode::kNumExpDigits) {
+    mode_ = Mode::kNumExp;
+    return true;
+  }
+  if (digit) return fail();  // a digit after a leading zero
+  mode_ = Mode::kAfterValue;
+  return structural(c);
+}
+
+JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
+    : rec_(limits), n_vocab_(std::max(0, tok.n_vocab())) {
+  const auto n = static_cast<size_t>(n_vocab_);
+  offset_.resize(n + 1);
+  flags_.assign(n, 0);
+  std::vector<uint32_t> count(257, 0);
+  for (int32_t id = 0; id < n_vocab_; ++id) {
+    const auto i = static_cast<size_t>(id);
+    offset_[i] = static_cast<uint32_t>(bytes_.size());
+    if (tok.is_eog(id)) {
+      flags_[i] = kEog;
+      no_bytes_.push_back(id);
+      continue;
+    }
+    const std::string piece = tok.token_to_piece(id, false);
+    if (piece.empty()) {
+      no_bytes_.push_back(id);
+      continue;
+    }
+    bytes_ += piece;
+    if (plain_string_text(std::string_view(piece).substr(1))) flags_[i] = kPlainTail;
+    ++count[static_cast<unsigned char>(piece[0]) + 1];
+  }
+  offset_[n] = static_cast<uint32_t>(bytes_.size());
+  group_.assign(257, 0);
+  for (size_t b = 1; b <= 256; ++b) group_[b] = group_[b - 1] + count[b];
+  by_first_.resize(group_[256]);
+  std::vector<uint32_t> next(group_.begin(), group_.end() - 1);
+  for (int32_t id = 0; id < n_vocab_; ++id) {
+    const std::string_view b = bytes(id);
+    if (b.empty() || (flags_[static_cast<size_t>(id)] & kEog)) continue;
+    by_first_[next[static_cast<unsigned char>(b[0])]++] = id;
+  }
+}
+
+std::string_view JsonTokenFilter::bytes(int32_t token) const {
+  const auto i = static_cast<size_t>(token);
+  return std::string_view(bytes_).substr(offset_[i], offset_[i + 1] - offset_[i]);
+}
+
+size_t JsonTokenFilter::mask(float* logits) const {
+  size_t allowed = 0;
+  if (rec_.complete()) {
+    for (int32_t id = 0; id < n_vocab_; ++id) {
+      if (!(flags_[static_cast<size_t>(id)] & kEog))
+        logits[id] = kNegInf;
+      else if (logits[id] > kNegInf)
+        ++allowed;
+    }
+    return allowed;
+  }
+  for (int32_t id : no_bytes_) logits[id] = kNegInf;
+  for (unsigned b = 0; b < 256; ++b) {
+    const int32_t* first = by_first_.data() + group_[b];
+    const int32_t* last = by_first_.data() + group_[b + 1];
+    JsonRecognizer after_first = rec_;
+    if (!after_first.feed(static_cast<unsigned char>(b))) {
+      for (const int32_t* p = first; p != last; ++p) logits[*p] = kNegInf;
+      continue;
+    }
+    const bool plain = after_first.in_plain_string();
+    for (const int32_t* p = first; p != last; ++p) {
+      const int32_t id = *p;
+      if (!(logits[id] > kNegInf)) continue;  // already impossible (or NaN: the sampler drops it)
+      if (plain && (flags_[static_cast<size_t>(id)] & kPlainTail)) {
+        ++allowed;
+        continue;
+      }
+      JsonRecognizer r = after_first;
+      if (r.feed(bytes(id).substr(1)))
+        ++allowed;
+      else
+        logits[id] = kNegInf;
+    }
+  }
+  return allowed;
+}
+
+bool JsonTokenFilter::accept(int32_t token) {
+  if (token < 0 || token >= n_vocab_) return rec_.fail();
+  if (flags_[static_cast<size_t>(token)] & kEog) return rec_.complete() || rec_.fail();
+  const std::string_view b = bytes(token);
+  if (b.empty()) return rec_.fail();
+  return rec_.feed(b);
+}
+
+}  // namespace hearth::engine
