@@ -200,8 +200,14 @@ std::optional<ApiError> read_openai(const json& body, ParsedRequest& r) {
   if (auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
       return bad("response_format", "'response_format' must be an object with a string 'type'");
-    if ((*it)["type"] != "text")
-      return bad("response_format", "only response_format type 'text' is supported for now");
+    const std::string& type = (*it)["type"].get_ref<const std::string&>();
+    if (type == "json_object")
+      r.gen.json_object = true;
+    else if (type != "text")
+      return bad("response_format",
+                 fmt::format("response_format type '{}' is not supported; use 'text' or "
+                             "'json_object' (JSON schemas are not supported)",
+                             type));
   }
   return std::nullopt;
 }
@@ -209,9 +215,12 @@ std::optional<ApiError> read_openai(const json& body, ParsedRequest& r) {
 std::optional<ApiError> read_ollama(const json& body, ParsedRequest& r) {
   r.stream = true;  // Ollama streams unless told not to
   if (auto e = read_bool(body, "stream", r.stream)) return e;
-  if (auto it = body.find("format");
-      it != body.end() && !it->is_null() && !(it->is_string() && it->empty()))
-    return bad("format", "'format' (structured output) is not supported yet");
+  if (auto it = body.find("format"); it != body.end() && !it->is_null()) {
+    if (it->is_string() && *it == "json")
+      r.gen.json_object = true;
+    else if (!(it->is_string() && it->get_ref<const std::string&>().empty()))
+      return bad("format", "'format' must be \"json\" (JSON schemas are not supported)");
+  }
   auto it = body.find("options");
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) return bad("options", "'options' must be an object");
@@ -299,23 +308,124 @@ int json_nesting_depth(std::string_view body) {
   return deepest;
 }
 
+namespace {
+
+// The body as a JSON object, or the error that says why it is not one.
+std::optional<ApiError> parse_body(std::string_view body, json& out) {
+  if (!is_valid_utf8(body)) return bad("", "the request body is not valid UTF-8");
+  if (json_nesting_depth(body) > kMaxJsonDepth)
+    return bad("", fmt::format("the request body nests deeper than {} levels", kMaxJsonDepth));
+  out = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (out.is_discarded()) return bad("", "the request body is not valid JSON");
+  if (!out.is_object()) return bad("", "the request body must be a JSON object");
+  return std::nullopt;
+}
+
+// A list of token ids (OpenAI's pre-tokenized input). Range against the vocabulary is the
+// handler's check; here ids must be integers from 0 to INT32_MAX.
+std::optional<ApiError> read_token_ids(const json& list, const std::string& param,
+                                       std::vector<int32_t>& out) {
+  if (list.empty()) return bad(param, fmt::format("'{}' must not be empty", param));
+  for (const json& t : list) {
+    if (!t.is_number_integer() || (t.is_number_unsigned() ? t.get<uint64_t>() > INT32_MAX
+                                                          : t.get<int64_t>() < 0 ||
+                                                                t.get<int64_t>() > INT32_MAX))
+      return bad(param, fmt::format("'{}' must hold token ids (integers from 0)", param));
+    out.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return std::nullopt;
+}
+
+// "input": a string, a list of strings, or (OpenAI) a list of token ids or of such lists.
+std::optional<ApiError> read_embedding_input(const json& body, const char* key,
+                                             EmbeddingRequest& r) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return bad(key, fmt::format("'{}' is required", key));
+  const bool tokens_allowed = r.api == EmbedApi::kOpenAi;
+  const char* types = tokens_allowed ? "a string, a list of strings, or a list of token-id lists"
+                      : r.api == EmbedApi::kOllamaEmbed ? "a string or a list of strings"
+                                                        : "a string";
+  auto add_text = [&](const json& v, const std::string& param) -> std::optional<ApiError> {
+    if (v.get_ref<const std::string&>().empty())
+      return bad(param, fmt::format("'{}' must not be an empty string", param));
+    r.inputs.push_back({v.get<std::string>(), {}, false});
+    return std::nullopt;
+  };
+  if (it->is_string()) return add_text(*it, key);
+  if (!it->is_array() || r.api == EmbedApi::kOllamaLegacy)
+    return bad(key, fmt::format("'{}' must be {}", key, types));
+  if (it->empty()) return bad(key, fmt::format("'{}' must not be empty", key));
+  if (it->size() > kMaxEmbeddingInputs)
+    return bad(key, fmt::format("'{}' has {} entries; at most {}", key, it->size(),
+                                kMaxEmbeddingInputs));
+  if (tokens_allowed && (*it)[0].is_number()) {  // one pre-tokenized input
+    EmbeddingInput in;
+    in.from_tokens = true;
+    if (auto e = read_token_ids(*it, key, in.tokens)) return e;
+    r.inputs.push_back(std::move(in));
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& v = (*it)[i];
+    const std::string param = fmt::format("{}[{}]", key, i);
+    if (v.is_string()) {
+      if (auto e = add_text(v, param)) return e;
+    } else if (tokens_allowed && v.is_array()) {
+      EmbeddingInput in;
+      in.from_tokens = true;
+      if (auto e = read_token_ids(v, param, in.tokens)) return e;
+      r.inputs.push_back(std::move(in));
+    } else {
+      return bad(param, fmt::format("'{}' must be a string{}", param,
+                                    tokens_allowed ? " or a list of token ids" : ""));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+EmbeddingParseResult parse_embedding_request(EmbedApi api, std::string_view body) {
+  EmbeddingParseResult out;
+  json body_json;
+  if (auto e = parse_body(body, body_json)) {
+    out.error = std::move(*e);
+    return out;
+  }
+  EmbeddingRequest r;
+  r.api = api;
+  r.truncate = api != EmbedApi::kOpenAi;  // Ollama truncates by default; OpenAI refuses
+  std::optional<ApiError> e;
+  if (auto it = body_json.find("model"); it == body_json.end() || it->is_null())
+    e = bad("model", "'model' is required");
+  else if (!it->is_string())
+    e = bad("model", "'model' must be a string");
+  else
+    r.model = it->get<std::string>();
+  if (!e) e = read_embedding_input(body_json, api == EmbedApi::kOllamaLegacy ? "prompt" : "input", r);
+  if (!e) e = read_int(body_json, "dimensions", 1, 1 << 20, r.dimensions);
+  if (!e && api == EmbedApi::kOllamaEmbed) e = read_bool(body_json, "truncate", r.truncate);
+  if (!e && api == EmbedApi::kOpenAi) {
+    if (auto it = body_json.find("encoding_format"); it != body_json.end() && !it->is_null()) {
+      if (it->is_string() && *it == "base64")
+        r.base64 = true;
+      else if (!(it->is_string() && *it == "float"))
+        e = bad("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    }
+  }
+  if (e) {
+    out.error = std::move(*e);
+    return out;
+  }
+  out.request = std::move(r);
+  return out;
+}
+
 ParseResult parse_request(ApiKind kind, std::string_view body) {
   ParseResult out;
-  if (!is_valid_utf8(body)) {
-    out.error = bad("", "the request body is not valid UTF-8");
-    return out;
-  }
-  if (json_nesting_depth(body) > kMaxJsonDepth) {
-    out.error = bad("", fmt::format("the request body nests deeper than {} levels", kMaxJsonDepth));
-    return out;
-  }
-  const json body_json = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (body_json.is_discarded()) {
-    out.error = bad("", "the request body is not valid JSON");
-    return out;
-  }
-  if (!body_json.is_object()) {
-    out.error = bad("", "the request body must be a JSON object");
+  json body_json;
+  if (auto e = parse_body(body, body_json)) {
+    out.error = std::move(*e);
     return out;
   }
   ParsedRequest r;

@@ -55,6 +55,37 @@ struct ParseResult {
   ApiError error;  // meaningful when !request
 };
 
+// POST /v1/embeddings (OpenAI), POST /api/embed and its older form /api/embeddings (Ollama).
+enum class EmbedApi { kOpenAi, kOllamaEmbed, kOllamaLegacy };
+
+inline constexpr size_t kMaxEmbeddingInputs = 2048;
+
+// One text to embed, or (OpenAI) its token ids given directly.
+struct EmbeddingInput {
+  std::string text;
+  std::vector<int32_t> tokens;  // when from_tokens; ids >= 0, the vocabulary is not checked
+  bool from_tokens = false;
+};
+
+struct EmbeddingRequest {
+  EmbedApi api = EmbedApi::kOpenAi;
+  std::string model;
+  std::vector<EmbeddingInput> inputs;  // 1 to kMaxEmbeddingInputs, none empty
+  bool base64 = false;                 // OpenAI encoding_format "base64"
+  int64_t dimensions = 0;              // "dimensions" when given (must be the model's)
+  bool truncate = false;               // Ollama's "truncate" (default true); OpenAI: false
+};
+
+struct EmbeddingParseResult {
+  std::optional<EmbeddingRequest> request;
+  ApiError error;  // meaningful when !request
+};
+
+// Parses an embedding request: "input" (Ollama's legacy endpoint: "prompt") is a
+// non-empty string, a list of them, or for OpenAI a list of token ids or of such lists.
+// Pure, like parse_request().
+EmbeddingParseResult parse_embedding_request(EmbedApi api, std::string_view body);
+
 // Parses a request body for the given endpoint. Sampling fields not given keep the
 // engine's defaults (engine::SamplerParams), except repeat penalties (off).
 ParseResult parse_request(ApiKind kind, std::string_view body);

@@ -70,7 +70,10 @@ TEST(ServerRequest, RejectsWrongTypesAndRangesNamingTheField) {
       {R"("seed":"x")", "'seed' must be an integer"},
       {R"("n":2)", "only n = 1"},
       {R"("stream":1)", "'stream' must be a boolean"},
-      {R"("response_format":{"type":"json_object"})", "response_format"},
+      {R"("response_format":{"type":"json_schema","json_schema":{}})",
+       "response_format type 'json_schema' is not supported"},
+      {R"("response_format":"json_object")", "'response_format' must be an object"},
+      {R"("response_format":{"type":1})", "'response_format' must be an object"},
       {R"("presence_penalty":-2.5)", "presence_penalty"},
   };
   for (const Case& c : cases) {
@@ -153,10 +156,139 @@ TEST(ServerRequest, OllamaStreamsByDefaultAndReadsOptions) {
   EXPECT_TRUE(r.request->raw);
   EXPECT_EQ(r.request->system, "s");
   EXPECT_EQ(r.request->gen.max_tokens, -1);
-  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","format":"json"})");
-  EXPECT_NE(error_of(r).find("'format'"), std::string::npos);
+  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","format":{"type":"object"}})");
+  EXPECT_NE(error_of(r).find("JSON schemas are not supported"), std::string::npos);
+  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","format":"yaml"})");
+  EXPECT_NE(error_of(r).find("'format' must be \"json\""), std::string::npos);
   r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","options":[]})");
   EXPECT_NE(error_of(r).find("'options' must be an object"), std::string::npos);
+}
+
+TEST(ServerRequest, JsonMode) {
+  auto r = chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],
+      "response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  EXPECT_TRUE(r.request->gen.json_object);
+  r = chat(R"({"model":"m","messages":[{"role":"user","content":"hi"}],
+      "response_format":{"type":"text"}})");
+  ASSERT_TRUE(r.request);
+  EXPECT_FALSE(r.request->gen.json_object);
+  r = parse_request(ApiKind::kOllamaChat,
+                    R"({"model":"m","messages":[{"role":"user","content":"hi"}],"format":"json"})");
+  ASSERT_TRUE(r.request);
+  EXPECT_TRUE(r.request->gen.json_object);
+  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","format":"json"})");
+  ASSERT_TRUE(r.request);
+  EXPECT_TRUE(r.request->gen.json_object);
+  r = parse_request(ApiKind::kOllamaGenerate, R"({"model":"m","prompt":"p","format":""})");
+  ASSERT_TRUE(r.request);
+  EXPECT_FALSE(r.request->gen.json_object);
+}
+
+EmbeddingParseResult embed(EmbedApi api, const std::string& body) {
+  return parse_embedding_request(api, body);
+}
+
+std::string embed_error(EmbedApi api, const std::string& body) {
+  const EmbeddingParseResult r = embed(api, body);
+  if (r.request) return "(parsed)";
+  EXPECT_EQ(r.error.status, 400) << body;
+  return r.error.message;
+}
+
+TEST(ServerRequest, OpenAiEmbeddingInputs) {
+  auto r = embed(EmbedApi::kOpenAi, R"({"model":"m","input":"one"})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  ASSERT_EQ(r.request->inputs.size(), 1u);
+  EXPECT_EQ(r.request->inputs[0].text, "one");
+  EXPECT_FALSE(r.request->inputs[0].from_tokens);
+  EXPECT_FALSE(r.request->base64);
+  EXPECT_FALSE(r.request->truncate);
+  EXPECT_EQ(r.request->dimensions, 0);
+
+  r = embed(EmbedApi::kOpenAi,
+            R"({"model":"m","input":["a","b","c"],"encoding_format":"base64","dimensions":576,"user":"x"})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  ASSERT_EQ(r.request->inputs.size(), 3u);
+  EXPECT_EQ(r.request->inputs[2].text, "c");
+  EXPECT_TRUE(r.request->base64);
+  EXPECT_EQ(r.request->dimensions, 576);
+
+  r = embed(EmbedApi::kOpenAi, R"({"model":"m","input":[1,2,3],"encoding_format":"float"})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  ASSERT_EQ(r.request->inputs.size(), 1u);
+  EXPECT_TRUE(r.request->inputs[0].from_tokens);
+  EXPECT_EQ(r.request->inputs[0].tokens, (std::vector<int32_t>{1, 2, 3}));
+
+  r = embed(EmbedApi::kOpenAi, R"({"model":"m","input":[[1,2],[3],"text"]})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  ASSERT_EQ(r.request->inputs.size(), 3u);
+  EXPECT_EQ(r.request->inputs[1].tokens, std::vector<int32_t>{3});
+  EXPECT_EQ(r.request->inputs[2].text, "text");
+}
+
+TEST(ServerRequest, EmbeddingErrorsNameTheField) {
+  struct Case {
+    EmbedApi api;
+    std::string body, needle;
+  } cases[] = {
+      {EmbedApi::kOpenAi, R"({"input":"x"})", "'model' is required"},
+      {EmbedApi::kOpenAi, R"({"model":1,"input":"x"})", "'model' must be a string"},
+      {EmbedApi::kOpenAi, R"({"model":"m"})", "'input' is required"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":null})", "'input' is required"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":""})", "'input' must not be an empty string"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[]})", "'input' must not be empty"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":["a",""]})", "'input[1]' must not be an empty"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":5})", "'input' must be a string"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":{"a":1}})", "'input' must be a string"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":["a",5]})", "'input[1]'"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[1,"a"]})", "token ids"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[-1]})", "token ids"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[1.5]})", "token ids"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[4294967296]})", "token ids"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[[]]})", "'input[0]' must not be empty"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":[[1,[2]]]})", "token ids"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":"x","encoding_format":"int8"})",
+       "'encoding_format' must be"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":"x","dimensions":0})", "'dimensions'"},
+      {EmbedApi::kOpenAi, R"({"model":"m","input":"x","dimensions":"5"})", "'dimensions'"},
+      {EmbedApi::kOllamaEmbed, R"({"model":"m","input":[[1,2]]})", "'input[0]' must be a string"},
+      {EmbedApi::kOllamaEmbed, R"({"model":"m","input":[1]})", "'input[0]' must be a string"},
+      {EmbedApi::kOllamaEmbed, R"({"model":"m","input":"x","truncate":"no"})",
+       "'truncate' must be a boolean"},
+      {EmbedApi::kOllamaLegacy, R"({"model":"m","prompt":["a"]})", "'prompt' must be a string"},
+      {EmbedApi::kOllamaLegacy, R"({"model":"m","input":"a"})", "'prompt' is required"},
+      {EmbedApi::kOpenAi, "[1]", "JSON object"},
+      {EmbedApi::kOpenAi, "{\"model\":\"m\",\"input\":\"\xc3\"}", "UTF-8"},
+  };
+  for (const Case& c : cases)
+    EXPECT_NE(embed_error(c.api, c.body).find(c.needle), std::string::npos)
+        << c.body << " -> " << embed_error(c.api, c.body);
+  // More than kMaxEmbeddingInputs inputs.
+  std::string list = "[";
+  for (size_t i = 0; i <= kMaxEmbeddingInputs; ++i) list += i ? ",\"a\"" : "\"a\"";
+  list += "]";
+  EXPECT_NE(embed_error(EmbedApi::kOpenAi, R"({"model":"m","input":)" + list + "}").find("at most"),
+            std::string::npos);
+  // Every prefix of a valid body is an error, never a crash.
+  const std::string valid = R"({"model":"m","input":[[1,2],"abc"],"encoding_format":"base64"})";
+  for (size_t n = 0; n < valid.size(); ++n)
+    EXPECT_FALSE(embed(EmbedApi::kOpenAi, valid.substr(0, n)).request) << n;
+  EXPECT_TRUE(embed(EmbedApi::kOpenAi, valid).request);
+}
+
+TEST(ServerRequest, OllamaEmbeddingInputs) {
+  auto r = embed(EmbedApi::kOllamaEmbed, R"({"model":"m","input":["a","b"]})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  EXPECT_EQ(r.request->inputs.size(), 2u);
+  EXPECT_TRUE(r.request->truncate);
+  r = embed(EmbedApi::kOllamaEmbed, R"({"model":"m","input":"a","truncate":false})");
+  ASSERT_TRUE(r.request);
+  EXPECT_FALSE(r.request->truncate);
+  r = embed(EmbedApi::kOllamaLegacy, R"({"model":"m","prompt":"hello","options":{}})");
+  ASSERT_TRUE(r.request) << r.error.message;
+  ASSERT_EQ(r.request->inputs.size(), 1u);
+  EXPECT_EQ(r.request->inputs[0].text, "hello");
 }
 
 TEST(ServerAuth, BearerMatchesOnlyTheExactKey) {
