@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Writes small valid GGUF files as seeds for fuzz/fuzz_gguf.cpp (uses the PyPI gguf writer)."""
+"""Writes seeds for the fuzz targets: small valid GGUF files for fuzz/fuzz_gguf.cpp (uses the PyPI
+gguf writer) and, given a second directory, config files for fuzz/fuzz_config.cpp.
+
+usage: make_fuzz_seeds.py GGUF_DIR [CONFIG_DIR]"""
 import sys
 from pathlib import Path
 
@@ -36,12 +39,32 @@ def write(path: Path, n_tokens: int, qtype) -> None:
     w.close()
 
 
+CONFIG_SEEDS = {
+    # Every key Hearth knows (README.md, "Configuration file").
+    "full.toml": 'require_signed = true\nrequire_sandbox = false\ndefault_model = "tiny"\n'
+    'threads = 4\nctx = 2048\n\n[serve]\nport = 11435\nlisten = "127.0.0.1"\nparallel = 2\n'
+    'cors_origin = "http://localhost:3000"\n',
+    "dotted.toml": 'serve.port = 8080\nserve = { parallel = 3 }\n',
+    "inline.toml": '# comment\nserve = { listen = "::1", cors_origin = \'x\' }\nthreads = 0x10\n',
+    "strings.toml": 'default_model = """multi\nline"""\n"quoted key" = 1e3\n[a.b]\nc = [1, [2], {d = 3}]\n',
+    "dates.toml": 'ctx = 1_024\nwhen = 1979-05-27T07:32:00Z\n[[arr]]\nx = true\n',
+}
+
+
+def write_config_seeds(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in CONFIG_SEEDS.items():
+        (out / name).write_text(text)
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     write(out / "f32.gguf", 8, None)
     write(out / "q8_0.gguf", 3, gguf.GGMLQuantizationType.Q8_0)
     write(out / "q4_0.gguf", 5, gguf.GGMLQuantizationType.Q4_0)
+    if len(sys.argv) > 2:
+        write_config_seeds(Path(sys.argv[2]))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ seconds=${2:-30}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-mkdir -p "$work/gguf" "$work/template"
-.venv/bin/python scripts/make_fuzz_seeds.py "$work/gguf"
+mkdir -p "$work/gguf" "$work/template" "$work/config"
+.venv/bin/python scripts/make_fuzz_seeds.py "$work/gguf" "$work/config"
 cp tests/data/templates/*.jinja "$work/template/"
 # Server request bodies: the first byte picks the endpoint (0 OpenAI chat, 1 completions,
 # 2 Ollama chat, 3 Ollama generate).
@@ -29,4 +29,5 @@ run() {
 run fuzz_gguf "$work/gguf"
 run fuzz_chat_template "$work/template"
 run fuzz_server_request "$work/server"
+run fuzz_config "$work/config"
 echo "fuzz: no crash found"

@@ -19,7 +19,10 @@ std::vector<std::string> list_models();
 // MODEL as given by the user: an existing file path; else a name in the model store
 // (app/model_store.h; refused if its blob no longer matches its hash); else a file in the model directory
 // named MODEL or MODEL.gguf, or the one file whose name starts with MODEL
-// (case-insensitive). Empty means the default model.
+// (case-insensitive). Empty means the config's default_model, else kDefaultModelFile.
+// Reads the config file (app/config.h): a config error is returned as the error, and with
+// require_signed = true only a store model whose current version carries a valid signature
+// by a trusted key (app/signing.h) resolves; anything else is refused with how to fix it.
 Expected<std::string> resolve_model(const std::string& model);
 
 }  // namespace hearth::app

@@ -172,6 +172,10 @@ std::string ModelStore::blob_path(const std::string& sha256) const {
   return root_ + "/" + kBlobPrefix + sha256;
 }
 
+std::string ModelStore::signature_path(const std::string& name) const {
+  return root_ + "/manifests/" + name + ".sig";
+}
+
 std::string ModelStore::manifest_path(const std::string& name) const {
   return root_ + "/manifests/" + name + ".json";
 }
@@ -243,7 +247,8 @@ Expected<std::vector<ModelManifest>> ModelStore::list() const {
 }
 
 Expected<ModelVersion> ModelStore::import(const std::string& file, const std::string& name,
-                                          const Progress& progress) {
+                                          const Progress& progress,
+                                          const std::string& expected_sha256) {
   if (Status s = validate_name(name); !s) return Error{s.error()};
   if (Status s = crypto_init(); !s) return Error{s.error()};
   std::error_code ec;
@@ -278,6 +283,11 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   if (!hash) {
     ::unlink(tmp.c_str());
     return Error{hash.error()};
+  }
+  if (!expected_sha256.empty() && *hash != expected_sha256) {
+    ::unlink(tmp.c_str());
+    return make_error("{}: sha256 mismatch: expected {}, got {}; nothing was imported", file,
+                      expected_sha256, *hash);
   }
   v.sha256 = *hash;
   const std::string blob = blob_path(v.sha256);
@@ -325,6 +335,8 @@ Status ModelStore::remove(const std::string& name) {
   if (!m) return Status(Error{m.error()});
   if (::unlink(manifest_path(name).c_str()) != 0)
     return make_error("{}: cannot delete: {}", manifest_path(name), std::strerror(errno));
+  if (::unlink(signature_path(name).c_str()) != 0 && errno != ENOENT)
+    return make_error("{}: cannot delete: {}", signature_path(name), std::strerror(errno));
   for (const auto& v : m->versions)
     if (Status s = drop_blob_if_unused(v.sha256); !s) return s;
   return Status::ok();

@@ -3,6 +3,8 @@
 // Layout under the data directory (app/paths.h):
 //   blobs/sha256-<hex>        the model bytes (a hard link to the imported file, or a copy)
 //   manifests/<name>.json     {"name", "versions": [...]}; the last version is the current one
+//   manifests/<name>.sig      signatures of its versions (app/signing.h)
+//   blobs/.import-*, blobs/.pull-<sha256>.part   temporary files (import, `hearth pull`)
 //
 // Invariants:
 // - A manifest's blob is always "blobs/sha256-<its sha256>"; a manifest naming anything
@@ -61,12 +63,14 @@ class ModelStore {
 
   // Checks that `file` is a GGUF model Hearth can load, hashes it and adds it as NAME's
   // new current version (keeping older versions). Re-importing the current bytes adds nothing.
+  // With `expected_sha256`, bytes that hash to anything else never enter the store.
   Expected<ModelVersion> import(const std::string& file, const std::string& name,
-                                const Progress& progress = nullptr);
+                                const Progress& progress = nullptr,
+                                const std::string& expected_sha256 = "");
   Expected<std::vector<ModelManifest>> list() const;
   bool has(const std::string& name) const;
   Expected<ModelManifest> get(const std::string& name) const;
-  // Removes NAME and every version; blobs no other manifest uses are deleted.
+  // Removes NAME, every version and their signatures; blobs no other manifest uses are deleted.
   Status remove(const std::string& name);
   // Drops NAME's current version and makes the previous one current.
   Expected<ModelVersion> rollback(const std::string& name);
@@ -78,6 +82,7 @@ class ModelStore {
   std::optional<std::string> hash_of_blob_path(const std::string& path) const;
 
   std::string blob_path(const std::string& sha256) const;
+  std::string signature_path(const std::string& name) const;
   const std::string& root() const { return root_; }
 
  private:

@@ -3,9 +3,11 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include "app/config.h"
 #include "app/model_paths.h"
 #include "app/model_store.h"
 #include "app/paths.h"
+#include "app/signing.h"
 #include "app/server.h"
 #include "app/vault.h"
 #include "cli/common.h"
@@ -36,7 +38,15 @@ void register_doctor(CLI::App& app, int& exit_code) {
     bool problems = false;
     fmt::print("Hearth doctor\n\nData\n");
     row("data dir", fmt::format("{} ({})", data, mode_of(data)));
-    row("config dir", fmt::format("{} (no config file is read yet)", app::config_dir()));
+    const auto& cfg = app::load_config();
+    if (!cfg) {
+      row("config", "ERROR: " + cfg.error());
+      problems = true;
+    } else {
+      row("config", cfg->path.empty()
+                        ? fmt::format("{} (not present: every default)", app::config_path())
+                        : fmt::format("{} (read)", cfg->path));
+    }
 
     fmt::print("\nHistory vault\n");
     auto info = app::Vault::inspect(data);
@@ -103,16 +113,39 @@ void register_doctor(CLI::App& app, int& exit_code) {
         problems = problems || !r->ok;
       }
     }
+    auto trusted = app::load_trusted_keys(data);
+    if (!trusted) {
+      row("signatures", "ERROR: " + trusted.error());
+      problems = true;
+    } else {
+      row("signatures",
+          fmt::format("{}; {} trusted key(s) (`hearth trust list`); signing key {}",
+                      cfg && cfg->require_signed
+                          ? "REQUIRED (require_signed = true): only models signed by a trusted "
+                            "key load"
+                          : "not required (require_signed = false)",
+                      trusted->size(),
+                      app::signing_public_key(data) ? "present" : "none (`hearth keygen`)"));
+      for (const auto& m : all ? *all : std::vector<app::ModelManifest>{}) {
+        auto c = app::check_signature(store, m, *trusted);
+        row("  " + m.name, c ? fmt::format("signature: {}", app::state_name(c->state))
+                             : "signature: ERROR: " + c.error());
+        problems = problems || !c || c->state == app::SignatureState::kInvalid;
+      }
+    }
     const auto loose = app::list_models();
     row("model dir", fmt::format("{}: {} .gguf file(s) used by name without a recorded hash",
                                  app::model_dir(), loose.size()));
 
     fmt::print("\nNetwork and process\n");
     row("telemetry", "none: Hearth has no telemetry, update check or crash reporting code");
-    row("outbound", "none: no command opens an outbound connection");
+    row("outbound", "only `hearth pull URL` (HTTPS, certificate verified), when you run it");
+    const std::string listen = cfg && cfg->serve.listen ? *cfg->serve.listen : "127.0.0.1";
     row("serve",
-        fmt::format("binds 127.0.0.1:{} (loopback only) unless --listen is given; API key required",
-                    app::kDefaultServerPort));
+        fmt::format("binds {}:{}{}; API key required", listen,
+                    cfg && cfg->serve.port ? *cfg->serve.port : app::kDefaultServerPort,
+                    listen == "127.0.0.1" ? " (loopback only) unless --listen is given"
+                                          : " (from the config; other machines can connect)"));
     const int abi = platform::landlock_abi();
     if (abi == 0)
       row("sandbox",

@@ -7,6 +7,7 @@
 
 #include "app/model_store.h"
 #include "app/paths.h"
+#include "app/signing.h"
 #include "cli/common.h"
 #include "cli/progress.h"
 
@@ -29,9 +30,20 @@ std::string state_of(const app::ModelStore& store, const app::ModelVersion& v) {
   return "yes, " + utc_date(v.verified_at);
 }
 
-void print_report(const app::VerifyReport& r) {
+// "trusted", or with `verbose` "trusted, by ed25519:... (label)", "INVALID: why", ...
+std::string signature_text(const Expected<app::SignatureCheck>& c, bool verbose) {
+  if (!c) return "ERROR: " + c.error();
+  std::string out = app::state_name(c->state);
+  if (!verbose) return out;
+  if (!c->detail.empty()) return out + ": " + c->detail;
+  if (!c->signer.empty()) return out + ", by " + c->signer;
+  return out;
+}
+
+void print_report(const app::VerifyReport& r, const std::string& signature) {
   if (r.ok)
-    fmt::print("{}: ok (version {}, sha256 {})\n", r.name, r.version.version, r.version.sha256);
+    fmt::print("{}: ok (version {}, sha256 {}); signature: {}\n", r.name, r.version.version,
+               r.version.sha256, signature);
   else
     fmt::print(
         "{}: CHANGED (version {}, expected sha256 {}; {}); it will not load until it matches "
@@ -78,14 +90,21 @@ void register_models(CLI::App& app, int& exit_code) {
                  store.root());
       return;
     }
-    fmt::print("{:<24} {:>7} {:>10} {:<8} {:<10} {}\n", "NAME", "VERSION", "SIZE", "QUANT", "ARCH",
-               "VERIFIED");
+    auto trusted = app::load_trusted_keys(store.root());
+    if (!trusted) {
+      exit_code = fail(trusted.error());
+      return;
+    }
+    fmt::print("{:<24} {:>7} {:>10} {:<8} {:<10} {:<10} {}\n", "NAME", "VERSION", "SIZE", "QUANT",
+               "ARCH", "SIGNED", "VERIFIED");
     for (const auto& m : *all) {
       const auto& v = m.current();
-      fmt::print("{:<24} {:>7} {:>10} {:<8} {:<10} {}\n", m.name,
+      fmt::print("{:<24} {:>7} {:>10} {:<8} {:<10} {:<10} {}\n", m.name,
                  m.versions.size() > 1 ? fmt::format("{} ({})", v.version, m.versions.size())
                                        : std::to_string(v.version),
-                 human_size(v.size), v.quantization, v.architecture, state_of(store, v));
+                 human_size(v.size), v.quantization, v.architecture,
+                 signature_text(app::check_signature(store, m, *trusted), false),
+                 state_of(store, v));
     }
   });
 
@@ -117,16 +136,23 @@ void register_models(CLI::App& app, int& exit_code) {
       for (const auto& m : *all) names.push_back(m.name);
       if (names.empty()) fmt::print("no models in the store ({})\n", store.root());
     }
+    auto trusted = app::load_trusted_keys(store.root());
+    if (!trusted) {
+      exit_code = fail(trusted.error());
+      return;
+    }
     bool all_ok = true;
     for (const auto& n : names) {
       auto r = store.verify(n, progress_bar("hashing " + n));
       finish_progress();
-      if (!r) {
-        exit_code = fail(r.error());
+      auto m = r ? store.get(n) : Expected<app::ModelManifest>(Error{r.error()});
+      if (!m) {
+        exit_code = fail(m.error());
         return;
       }
-      print_report(*r);
-      all_ok = all_ok && r->ok;
+      auto sig = app::check_signature(store, *m, *trusted);
+      print_report(*r, signature_text(sig, true));
+      all_ok = all_ok && r->ok && sig && sig->state != app::SignatureState::kInvalid;
     }
     if (!all_ok) exit_code = 2;
   });

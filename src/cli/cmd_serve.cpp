@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "app/config.h"
 #include "app/model_paths.h"
 #include "app/server.h"
 #include "app/server_auth.h"
@@ -54,7 +55,18 @@ void register_serve(CLI::App& app, int& exit_code) {
       "--cors-origin", o->cors_origin,
       "Allow browser pages from this origin (e.g. http://localhost:3000) to call the API");
   o->context.add(cmd);
-  cmd->callback([o, &exit_code] {
+  cmd->callback([o, cmd, &exit_code] {
+    // The config's [serve] values apply where no flag was given (app/config.h).
+    const auto& cfg = app::load_config();
+    if (!cfg) {
+      exit_code = fail(cfg.error());
+      return;
+    }
+    if (!cmd->count("--port") && cfg->serve.port) o->port = *cfg->serve.port;
+    if (!cmd->count("--listen") && cfg->serve.listen) o->listen = *cfg->serve.listen;
+    if (!cmd->count("--parallel") && cfg->serve.parallel) o->parallel = *cfg->serve.parallel;
+    if (!cmd->count("--cors-origin") && cfg->serve.cors_origin)
+      o->cors_origin = *cfg->serve.cors_origin;
     if (o->parallel < 1 || o->parallel > 64) {
       exit_code = fail("--parallel must be 1 to 64");
       return;

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <random>
 
+#include "app/config.h"
 #include "app/model_paths.h"
 
 namespace hearth::cli {
@@ -23,13 +24,17 @@ void ContextFlags::add(CLI::App* cmd) {
 Expected<engine::ContextParams> ContextFlags::params(const engine::Model& model) const {
   engine::ContextParams p;
   const int64_t trained = model.hparams().n_ctx_train;
+  const auto& cfg = app::load_config();
+  if (!cfg) return Error{cfg.error()};
   if (threads && (*threads < 1 || *threads > 1024))
     return make_error("--threads {} is out of range: use 1 to 1024 (default: the number of cores)", *threads);
   if (ctx && *ctx < 1) return make_error("--ctx {} is out of range: the context needs at least 1 token", *ctx);
   if (ctx && *ctx > trained)
     return make_error("--ctx {} is larger than this model's training context ({})", *ctx, trained);
-  p.n_threads = threads.value_or(0);
-  p.n_ctx = ctx.value_or(std::min<int64_t>(4096, trained));
+  // Flags win over the config (whose values are range-checked when read); the config's ctx
+  // is capped at what the model was trained on.
+  p.n_threads = threads ? *threads : cfg->threads.value_or(0);
+  p.n_ctx = ctx ? *ctx : std::min<int64_t>(cfg->ctx.value_or(4096), trained);
   return p;
 }
 

@@ -19,10 +19,11 @@ struct ModelFlags {
 };
 
 struct ContextFlags {
-  std::optional<int> threads;   // not given: physical cores
-  std::optional<int64_t> ctx;   // not given: min(4096, trained)
+  std::optional<int> threads;   // not given: the config's `threads`, else physical cores
+  std::optional<int64_t> ctx;   // not given: the config's `ctx`, else min(4096, trained)
   void add(CLI::App* cmd);
-  // Validated context parameters for a loaded model, or an error naming the flag.
+  // Validated context parameters for a loaded model, or an error naming the flag (or the
+  // config file, app/config.h).
   Expected<engine::ContextParams> params(const engine::Model& model) const;
 };
 
@@ -58,6 +59,8 @@ void register_eval(CLI::App& app, int& exit_code);
 void register_serve(CLI::App& app, int& exit_code);
 void register_key(CLI::App& app, int& exit_code);
 void register_models(CLI::App& app, int& exit_code);  // import, list, rm, verify, rollback
+void register_sign(CLI::App& app, int& exit_code);    // keygen, sign, trust
+void register_pull(CLI::App& app, int& exit_code);
 void register_history(CLI::App& app, int& exit_code);  // history, vault, audit
 void register_doctor(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   hearth::cli::register_serve(app, exit_code);
   hearth::cli::register_key(app, exit_code);
   hearth::cli::register_models(app, exit_code);
+  hearth::cli::register_sign(app, exit_code);
+  hearth::cli::register_pull(app, exit_code);
   hearth::cli::register_history(app, exit_code);
   hearth::cli::register_doctor(app, exit_code);
   hearth::cli::register_bench(app, exit_code);

@@ -18,3 +18,6 @@ if not _models:
         _models = str(Path(data) / "hearth" / "models")
 os.environ["HEARTH_MODELS"] = _models
 os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-test-home-")
+# The person's own config file (require_signed, default_model, [serve] ...) must not change
+# what the tests see: point at a file that does not exist (every default).
+os.environ["HEARTH_CONFIG"] = os.path.join(os.environ["HEARTH_HOME"], "no-config.toml")
