@@ -43,7 +43,7 @@ test-asan: build-asan
 fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_FUZZ=ON \
 	  -DHEARTH_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_server_request fuzz_config
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_gguf fuzz_chat_template fuzz_server_request fuzz_config fuzz_json_constraint
 	./scripts/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

@@ -23,7 +23,8 @@ int hex_value(unsigned char c) {
 // True when `s` may follow an open string unchanged: complete UTF-8 characters (as the
 // recogniser defines them) and no quote, backslash or control byte.
 bool plain_string_text(std::string_view s) {
-  JsonRecognizer r;
+  if (s.find_first_of("\"\\") != std::string_view::npos) return false;
+  JsonRecognizer r;  // without quotes or backslashes, it stays in this string or fails
   if (!r.feed(std::string_view("{\"")) || !r.feed(s)) return false;
   return r.in_plain_string();
 }

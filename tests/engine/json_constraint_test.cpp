@@ -268,7 +268,10 @@ TEST(JsonTokenFilter, MaskIsExactOnASmallVocabulary) {
   std::vector<std::string> pieces = {
       "<eos>", "<ctl>", "{\"", "\"}", "\":", "\",", "\": \"", "\n  ", "name", " hello", "23",
       "true", "false", "null", "tr", "ue", "\\n", "\\u", "d83d", "de00", "00e9", "\xc3\xa9",
-      "\xe2\x82\xac", "\xa9", "\xff", "}}", "]}", "1}", "\"a\"", "x\"y", "01", "1.5", "e+"};
+      "\xe2\x82\xac", "\xa9", "\xff", "}}", "]}", "1}", "\"a\"", "x\"y", "01", "1.5", "e+",
+      // Plain text up to a quote that closes the string: never accepted without a walk
+      // (found by fuzz_json_constraint: a key's tail was taken for plain string text).
+      "k\":\"v", "a\",\"b\":\"", "x\\\"y"};
   // Every byte of the prefixes as a token of its own, so the filter can reach each prefix.
   std::string singles;
   for (const std::string& p : kPrefixes) singles += p;
