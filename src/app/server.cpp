@@ -70,6 +70,7 @@ struct Server::Impl {
   ServerState state;
   HttpServer http;
   int bound_port = -1;
+  nlohmann::json sandbox;  // set by start(), before any request
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -102,13 +103,6 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
     return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(),
                       tmpl.error());
   st.chat_template = std::move(*tmpl);
-  SchedulerOptions so;
-  so.n_slots = st.options.n_parallel;
-  so.queue_max = st.options.queue_max;
-  so.context = st.options.context;
-  auto sched = Scheduler::create(model, so);
-  if (!sched) return Error{sched.error()};
-  st.scheduler = std::move(*sched);
 
   httplib::Server& http = impl->http;
   // Every waiting or streaming request holds an HTTP thread: enough for all slots and the
@@ -183,11 +177,14 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
     st.metrics.record_request(metric_route(req.path), res.status, seconds);
   });
 
-  http.Get("/health", [&st](const httplib::Request&, httplib::Response& res) {
+  http.Get("/health", [&st, self = impl.get()](const httplib::Request&, httplib::Response& res) {
     const Scheduler::Stats s = st.scheduler->stats();
     res.set_content(
-        nlohmann::json{
-            {"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued}}
+        nlohmann::json{{"status", "ok"},
+                       {"slots", s.slots},
+                       {"slots_busy", s.busy},
+                       {"queued", s.queued},
+                       {"sandbox", self->sandbox}}
             .dump(),
         "application/json");
   });
@@ -220,17 +217,39 @@ Status Server::bind() {
 }
 
 int Server::port() const { return impl_->bound_port; }
-int Server::threads_per_slot() const { return impl_->state.scheduler->threads_per_slot(); }
+int Server::threads_per_slot() const {
+  return impl_->state.scheduler ? impl_->state.scheduler->threads_per_slot() : 0;
+}
+
+Status Server::start(const platform::SandboxState& sandbox) {
+  ServerState& st = impl_->state;
+  if (st.scheduler) return make_error("the server is already started");
+  SchedulerOptions so;
+  so.n_slots = st.options.n_parallel;
+  so.queue_max = st.options.queue_max;
+  so.context = st.options.context;
+  auto sched = Scheduler::create(st.model, so);
+  if (!sched) return Error{sched.error()};
+  st.scheduler = std::move(*sched);
+  impl_->sandbox = {{"confined", sandbox.fs_restricted || sandbox.seccomp},
+                    {"landlock_abi", sandbox.abi},
+                    {"files_restricted", sandbox.fs_restricted},
+                    {"tcp_refused", sandbox.tcp_restricted},
+                    {"seccomp", sandbox.seccomp},
+                    {"missing", sandbox.missing()}};
+  return Status::ok();
+}
 
 Status Server::run() {
   if (impl_->bound_port < 0) return make_error("the server is not bound; call bind() first");
+  if (!impl_->state.scheduler) return make_error("the server is not started; call start() first");
   if (!impl_->http.listen_after_bind()) return make_error("the server stopped with an error");
   return Status::ok();
 }
 
 void Server::stop() {
   // Streaming handlers wait on their jobs: end the jobs first so the HTTP threads can exit.
-  impl_->state.scheduler->stop();
+  if (impl_->state.scheduler) impl_->state.scheduler->stop();
   impl_->http.stop();
 }
 

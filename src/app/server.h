@@ -5,6 +5,8 @@
 // rebinding); no CORS header unless an origin is configured. GET / (the chat page) and
 // GET /health need no key (nor the page's /chat.js and /chat.css, which the page loads
 // before it has the key); /v1/*, /api/* and /metrics do.
+// Lifecycle: create() (no threads), bind(), then the caller confines the process
+// (platform/sandbox.h, while it has one thread), start() (slot worker threads), run().
 // Thread safety: run() blocks in the calling thread; stop() may be called from any thread.
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <string>
 
 #include "engine/model.h"
+#include "platform/sandbox.h"
 #include "platform/status.h"
 
 namespace hearth::app {
@@ -40,7 +43,10 @@ class Server {
   // Binds the listening socket; after success port() is the real port.
   Status bind();
   int port() const;
-  // Serves until stop().
+  // Starts the slots' worker threads. `sandbox` is the confinement in force, which GET
+  // /health reports.
+  Status start(const platform::SandboxState& sandbox);
+  // Serves until stop(); needs bind() and start().
   Status run();
   void stop();
   int threads_per_slot() const;

@@ -12,6 +12,7 @@
 #include "app/vault.h"
 #include "cli/common.h"
 #include "platform/sandbox.h"
+#include "platform/seccomp.h"
 
 namespace hearth::cli {
 namespace {
@@ -146,18 +147,28 @@ void register_doctor(CLI::App& app, int& exit_code) {
                     cfg && cfg->serve.port ? *cfg->serve.port : app::kDefaultServerPort,
                     listen == "127.0.0.1" ? " (loopback only) unless --listen is given"
                                           : " (from the config; other machines can connect)"));
-    const int abi = platform::landlock_abi();
-    if (abi == 0)
-      row("sandbox",
-          "NOT AVAILABLE: this kernel has no Landlock; `hearth run` runs unconfined "
-          "(--require-sandbox refuses to)");
+
+    fmt::print("\nSandbox (`hearth run` and `hearth serve`, once the model is loaded)\n");
+    const platform::SandboxState sb = platform::sandbox_support();
+    if (sb.abi == 0)
+      row("landlock", "NOT AVAILABLE in this kernel: files and TCP are not restricted");
     else
-      row("sandbox",
-          fmt::format(
-              "`hearth run`: Landlock ABI {} once the model is loaded (model file read-only, data "
-              "dir read-write, nothing else{}); `hearth serve`: not confined yet; seccomp: not "
-              "used",
-              abi, abi >= 4 ? ", TCP connect/bind refused" : "; TCP NOT restricted (needs ABI 4)"));
+      row("landlock",
+          fmt::format("ABI {}: files limited to the model (read-only) and the data dir "
+                      "(read-write){}{}",
+                      sb.abi,
+                      sb.tcp_restricted ? "; network rules enforced: TCP connect/bind refused"
+                                        : "; network rules NOT enforced (needs ABI 4)",
+                      sb.scoped ? "; abstract unix sockets and signals scoped" : ""));
+    row("seccomp", sb.seccomp ? "available: " + platform::seccomp_policy_summary()
+                              : "NOT AVAILABLE in this kernel: socket creation and execve are "
+                                "not refused");
+    const std::string missing = sb.missing();
+    row("state", missing.empty()
+                     ? "complete"
+                     : "INCOMPLETE: " + missing +
+                           " (--require-sandbox or require_sandbox = true refuses to run)");
+    row("not confined", "other commands; `hearth pull` is the one that connects");
     fmt::print("\n{}\n",
                problems ? "Problems found: see the lines marked above." : "No problems found.");
     if (problems) exit_code = 2;

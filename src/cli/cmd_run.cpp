@@ -58,7 +58,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_option("-s,--system", o->system, "System prompt (default: the model template's own)");
   cmd->add_flag("-v,--verbose", o->verbose, "Print prompt and answer speed after each answer");
   cmd->add_flag("--no-history", o->no_history, "Keep nothing: do not save this chat in the encrypted vault");
-  cmd->add_flag("--require-sandbox", o->require_sandbox, "Refuse to run unless the process can confine itself (Landlock)");
+  cmd->add_flag("--require-sandbox", o->require_sandbox, "Refuse to run unless the process can confine itself fully (Landlock with network rules, and seccomp)");
   o->context.add(cmd);
   o->sampling.add(cmd, -1);
   cmd->callback([o, &exit_code] {
@@ -82,7 +82,7 @@ void register_run(CLI::App& app, int& exit_code) {
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     if (history) history->model_loaded(o->model.model);
-    if (auto confined = confine_chat(o->model.model, o->require_sandbox, history.get()); !confined) {
+    if (auto confined = confine(o->model.model, o->require_sandbox, history.get()); !confined) {
       exit_code = fail(confined.error());
       return;
     }

@@ -13,6 +13,7 @@
 #include "app/server.h"
 #include "app/server_auth.h"
 #include "cli/common.h"
+#include "cli/confine.h"
 
 namespace hearth::cli {
 
@@ -27,6 +28,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     double timeout = 300;
     size_t max_body = 1u << 20;
     std::string cors_origin;
+    bool require_sandbox = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -54,6 +56,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option(
       "--cors-origin", o->cors_origin,
       "Allow browser pages from this origin (e.g. http://localhost:3000) to call the API");
+  cmd->add_flag("--require-sandbox", o->require_sandbox,
+                "Refuse to serve unless the process can confine itself fully (Landlock with "
+                "network rules, and seccomp)");
   o->context.add(cmd);
   cmd->callback([o, cmd, &exit_code] {
     // The config's [serve] values apply where no flag was given (app/config.h).
@@ -138,10 +143,22 @@ void register_serve(CLI::App& app, int& exit_code) {
       exit_code = fail(s.error());
       return;
     }
+    // Start-up is done: confine before any thread starts (the slots' workers, the HTTP
+    // pool and the signal waiter all come after and inherit the sandbox).
+    auto sandbox = confine(*path, o->require_sandbox);
+    if (!sandbox) {
+      exit_code = fail(sandbox.error());
+      return;
+    }
+    if (Status s = (*server)->start(*sandbox); !s) {
+      exit_code = fail(s.error());
+      return;
+    }
     const std::string host = listen.find(':') != std::string::npos ? "[" + listen + "]" : listen;
     fmt::print("hearth: serving {} at http://{}:{}/ ({} slots x {} threads, context {} tokens)\n",
                model_id, host, (*server)->port(), o->parallel, (*server)->threads_per_slot(),
                ctx->n_ctx);
+    fmt::print("hearth: sandbox: {}\n", sandbox->describe());
     fmt::print("hearth: API key: `hearth key show`; Ctrl-C stops the server\n");
     std::fflush(stdout);
     app::Server* srv = server->get();

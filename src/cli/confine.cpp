@@ -1,38 +1,44 @@
 #include "cli/confine.h"
 
 #include <fmt/core.h>
-#include <unistd.h>
 
 #include <filesystem>
 
+#include "app/config.h"
 #include "app/model_paths.h"
 #include "app/paths.h"
 #include "cli/vault_access.h"
-#include "platform/sandbox.h"
 
 namespace hearth::cli {
 
-Expected<std::string> confine_chat(const std::string& model_arg, bool required,
-                                   HistoryHook* history) {
-  platform::SandboxPolicy p;
+Expected<platform::SandboxState> confine(const std::string& model_arg, bool required,
+                                         HistoryHook* history) {
+  const auto& cfg = app::load_config();
+  if (!cfg) return Error{cfg.error()};
   auto model = app::resolve_model(model_arg);
   if (!model) return Error{model.error()};
-  // The model; this process's own /proc entries (sanitizers read them); CPU topology for
-  // the thread pool and the memory check for the KV cache, which come after this.
-  p.read_only = {*model, "/proc/self", "/proc/cpuinfo", "/proc/meminfo"};
   std::error_code ec;
-  if (std::filesystem::is_directory(app::data_dir(), ec)) p.read_write = {app::data_dir()};
-  auto st = platform::apply_landlock(p);
-  if (!st && required)
-    return make_error("--require-sandbox: cannot confine this process: {}", st.error());
-  const std::string state =
-      st ? st->describe() : "hearth: note: running unconfined (" + st.error() + ")";
-  if (!st && isatty(STDERR_FILENO)) fmt::print(stderr, "{}\n", state);
+  const std::string data =
+      std::filesystem::is_directory(app::data_dir(), ec) ? app::data_dir() : std::string();
+  auto st = platform::confine_process(platform::chat_policy({*model}, data));
+  const std::string missing = st ? st->missing() : "the sandbox failed: " + st.error();
+  if (!missing.empty()) {
+    if (required || cfg->require_sandbox)
+      return make_error("{}: {}; refusing to run without the full sandbox",
+                        required ? "--require-sandbox" : "require_sandbox = true in " + cfg->path,
+                        missing);
+    fmt::print(stderr,
+               "hearth: note: sandbox incomplete: {} (--require-sandbox makes this fatal)\n",
+               missing);
+  }
   if (history)
-    history->audit_event("sandbox", {{"confined", st.has_value()},
+    history->audit_event("sandbox", {{"confined", st && st->fs_restricted},
                                      {"landlock_abi", st ? st->abi : platform::landlock_abi()},
-                                     {"tcp_refused", st && st->tcp_restricted}});
-  return state;
+                                     {"tcp_refused", st && st->tcp_restricted},
+                                     {"seccomp", st && st->seccomp}});
+  // A failed part leaves an unknown state: report none rather than more than there is.
+  if (!st) return platform::SandboxState{};
+  return st;
 }
 
 }  // namespace hearth::cli

@@ -1,22 +1,26 @@
-// Confinement of a running chat (platform/sandbox.h): once the model is mapped and the
-// vault opened, the process keeps read access to the model file only, read-write access
-// to the data directory only, and cannot open TCP connections or bind ports.
+// Confinement of a running chat or server (platform/sandbox.h): once the model is mapped,
+// the port bound and the vault opened, the process keeps read access to the model file,
+// read-write access to the data directory and nothing else, cannot open TCP connections
+// or bind ports, and cannot create sockets or start programs (seccomp).
+// `hearth pull`, the one command that connects, never calls this.
 #pragma once
 
 #include <string>
 
+#include "platform/sandbox.h"
 #include "platform/status.h"
 
 namespace hearth::cli {
 
 class HistoryHook;
 
-// Confines the process for `hearth run` with model argument `model_arg`. Call before any
-// worker thread starts (Landlock binds the calling thread and its future children).
-// Without Landlock: a one-line note on stderr when it is a terminal, or an error when
-// `required`. Returns the state in one line, and records it in the audit log when
-// `history` is given.
-Expected<std::string> confine_chat(const std::string& model_arg, bool required,
-                                   HistoryHook* history = nullptr);
+// Confines the process for a command serving model argument `model_arg`. Call while the
+// process has a single thread (Landlock binds the calling thread and its later threads).
+// The sandbox is required when `required` (--require-sandbox) or the config file says
+// require_sandbox = true: then what this kernel lacks, or a failure to apply, is an error;
+// otherwise it is said in one line on stderr and the command goes on. The state is
+// recorded in the audit log when `history` is given.
+Expected<platform::SandboxState> confine(const std::string& model_arg, bool required,
+                                         HistoryHook* history = nullptr);
 
 }  // namespace hearth::cli
