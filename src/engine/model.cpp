@@ -1,9 +1,12 @@
 #include "engine/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
+
+#include "engine/chat_template.h"
 
 namespace hearth::engine {
 namespace {
@@ -17,6 +20,17 @@ int64_t total_memory_bytes() {
   while (in >> key >> kb >> unit)
     if (key == "MemTotal:") return kb * 1024;
   return 0;
+}
+
+// Whether n tokens can be appended to a cache with n_past of n_ctx positions.
+Status check_fits(int64_t n_past, int64_t n_ctx, const int32_t* tokens, int64_t n, int64_t n_vocab) {
+  if (n < 1) return make_error("nothing to evaluate: the prompt is empty");
+  if (n_past + n > n_ctx)
+    return make_error("context is full: {} tokens already, {} more would exceed --ctx {}", n_past, n, n_ctx);
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      return make_error("token id {} is outside the vocabulary (0..{})", tokens[i], n_vocab - 1);
+  return Status::ok();
 }
 
 }  // namespace
@@ -33,8 +47,10 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
   Expected<std::unique_ptr<ArchModel>> a = Error{""};
   if (*arch == "llama") {
     a = load_llama(g);
+  } else if (*arch == "gemma3") {
+    a = load_gemma3(g);
   } else {
-    return make_error("{}: architecture '{}' is not supported (Hearth runs: llama)", path, *arch);
+    return make_error("{}: architecture '{}' is not supported (Hearth runs: llama, gemma3)", path, *arch);
   }
   if (!a) return Error{a.error()};
   m->arch_ = std::move(*a);
@@ -50,8 +66,9 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
 
 std::optional<std::string> Model::chat_template() const {
   auto t = gguf_->get_string("tokenizer.chat_template");
-  if (!t) return std::nullopt;
-  return std::string(*t);
+  if (t) return std::string(*t);
+  if (std::string_view d = default_chat_template(hparams().arch); !d.empty()) return std::string(d);
+  return std::nullopt;
 }
 
 int64_t Model::kv_bytes(int64_t n_ctx) const {
@@ -59,7 +76,13 @@ int64_t Model::kv_bytes(int64_t n_ctx) const {
   return 2 * hp.n_layer * n_ctx * hp.kv_dim() * static_cast<int64_t>(sizeof(float));
 }
 
-Expected<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
+void Sequence::truncate(int64_t n) {
+  state_.n_past = std::clamp<int64_t>(n, 0, state_.n_past);
+  tokens_.resize(static_cast<size_t>(state_.n_past));
+}
+
+Expected<std::unique_ptr<Evaluator>> Evaluator::create(const Model& model, const ContextParams& p,
+                                                       int n_seqs) {
   const HParams& hp = model.hparams();
   int64_t n_ctx = p.n_ctx == 0 ? hp.n_ctx_train : p.n_ctx;
   if (n_ctx < 1) return make_error("context size must be at least 1 (got {})", p.n_ctx);
@@ -68,58 +91,117 @@ Expected<std::unique_ptr<Context>> Context::create(const Model& model, const Con
                       n_ctx, hp.n_ctx_train, hp.n_ctx_train);
   if (p.n_threads < 0 || p.n_threads > 1024)
     return make_error("thread count {} is out of range (1..1024, or 0 for the number of cores)", p.n_threads);
+  if (n_seqs < 1) return make_error("an evaluator needs at least one sequence (got {})", n_seqs);
   const int n_threads = p.n_threads == 0 ? platform::physical_core_count() : p.n_threads;
-  const int64_t n_batch = std::clamp<int64_t>(p.n_batch, 1, n_ctx);
+  const int64_t n_batch = std::clamp<int64_t>(p.n_batch, 1, n_ctx * n_seqs);
 
-  const int64_t kv = model.kv_bytes(n_ctx);
+  const int64_t kv = n_seqs * model.kv_bytes(n_ctx);
   const int64_t need = static_cast<int64_t>(model.gguf().file_size()) + kv;
   const int64_t mem = total_memory_bytes();
   if (mem > 0 && need > mem)
-    return make_error("{}: needs {:.1f} GiB (weights {:.1f} GiB + KV cache {:.1f} GiB for --ctx {}) but this machine has {:.1f} GiB; use a smaller --ctx or model",
+    return make_error("{}: needs {:.1f} GiB (weights {:.1f} GiB + KV cache {:.1f} GiB for --ctx {} x {} sequences) but this machine has {:.1f} GiB; use a smaller --ctx or model",
                       model.gguf().name(), need / 1073741824.0, model.gguf().file_size() / 1073741824.0,
-                      kv / 1073741824.0, n_ctx, mem / 1073741824.0);
+                      kv / 1073741824.0, n_ctx, n_seqs, mem / 1073741824.0);
 
-  std::unique_ptr<Context> c(new Context(model));
-  c->pool_ = std::make_unique<platform::ThreadPool>(n_threads);
-  ForwardState& st = c->state_;
-  st.n_ctx = n_ctx;
-  st.n_batch = n_batch;
-  st.pool = c->pool_.get();
-  const size_t cache_floats = static_cast<size_t>(hp.n_layer * n_ctx * hp.kv_dim());
+  std::unique_ptr<Evaluator> e(new Evaluator(model));
+  e->pool_ = std::make_unique<platform::ThreadPool>(n_threads);
+  Workspace& ws = e->ws_;
+  ws.n_ctx = n_ctx;
+  ws.n_batch = n_batch;
+  ws.pool = e->pool_.get();
+  ws.scratch.reset(new (std::nothrow) float[model.arch().scratch_floats(n_batch, n_ctx, n_threads)]);
+  ws.act_q.reset(new (std::nothrow) uint8_t[model.arch().act_bytes(n_batch)]);
+  if (!ws.scratch || !ws.act_q) return make_error("out of memory allocating scratch for a batch of {}", n_batch);
+  e->seqs_.reserve(static_cast<size_t>(n_seqs));
+  return e;
+}
+
+Expected<std::unique_ptr<Sequence>> Evaluator::new_sequence() const {
+  const HParams& hp = model_.hparams();
+  std::unique_ptr<Sequence> s(new Sequence());
+  ForwardState& st = s->state_;
+  st.n_ctx = ws_.n_ctx;
+  const size_t cache_floats = static_cast<size_t>(hp.n_layer * st.n_ctx * hp.kv_dim());
   // Uninitialised on purpose: pages are touched only as positions fill.
   st.k_cache.reset(new (std::nothrow) float[cache_floats]);
   st.v_cache.reset(new (std::nothrow) float[cache_floats]);
-  st.scratch.reset(new (std::nothrow) float[model.arch().scratch_floats(n_batch, n_ctx, n_threads)]);
-  st.act_q.reset(new (std::nothrow) uint8_t[model.arch().act_bytes(n_batch)]);
-  if (!st.k_cache || !st.v_cache || !st.scratch || !st.act_q)
-    return make_error("out of memory allocating the KV cache for --ctx {}", n_ctx);
-  c->logits_.resize(hp.n_vocab);
-  c->tokens_.reserve(static_cast<size_t>(n_ctx));
+  if (!st.k_cache || !st.v_cache) return make_error("out of memory allocating the KV cache for --ctx {}", st.n_ctx);
+  s->tokens_.reserve(static_cast<size_t>(st.n_ctx));
+  return s;
+}
+
+Status Evaluator::step(const Item* items, int n_items, float* logits) {
+  const int64_t n_vocab = model_.hparams().n_vocab;
+  int64_t total = 0;
+  for (int j = 0; j < n_items; ++j) {
+    const Item& it = items[j];
+    const ForwardState& st = it.seq->state_;
+    if (Status s = check_fits(st.n_past, st.n_ctx, it.tokens, it.n_tokens, n_vocab); !s) return s;
+    for (int o = 0; o < j; ++o)
+      if (items[o].seq == it.seq) return make_error("a sequence appears twice in one batch");
+    total += it.n_tokens;
+  }
+  if (total > ws_.n_batch)
+    return make_error("{} tokens in one batch; this evaluator takes at most {}", total, ws_.n_batch);
+  seqs_.clear();
+  for (int j = 0; j < n_items; ++j)
+    seqs_.push_back({&items[j].seq->state_, items[j].tokens, items[j].n_tokens, items[j].logits, items[j].normed});
+  model_.arch().forward(ws_, seqs_.data(), n_items, logits);
+  for (int j = 0; j < n_items; ++j)
+    items[j].seq->tokens_.insert(items[j].seq->tokens_.end(), items[j].tokens, items[j].tokens + items[j].n_tokens);
+  return Status::ok();
+}
+
+Expected<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
+  auto e = Evaluator::create(model, p, 1);
+  if (!e) return Error{e.error()};
+  auto seq = (*e)->new_sequence();
+  if (!seq) return Error{seq.error()};
+  std::unique_ptr<Context> c(new Context());
+  c->eval_ = std::move(*e);
+  c->seq_ = std::move(*seq);
+  c->logits_.resize(static_cast<size_t>(model.hparams().n_vocab));
   return c;
 }
 
 Status Context::eval(const std::vector<int32_t>& tokens, bool all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t n_vocab = model_.hparams().n_vocab;
-  if (n == 0) return make_error("nothing to evaluate: the prompt is empty");
-  if (state_.n_past + n > state_.n_ctx)
-    return make_error("context is full: {} tokens already, {} more would exceed --ctx {}", state_.n_past, n,
-                      state_.n_ctx);
-  for (int32_t t : tokens)
-    if (t < 0 || t >= n_vocab) return make_error("token id {} is outside the vocabulary (0..{})", t, n_vocab - 1);
+  const int64_t n_vocab = model().hparams().n_vocab;
+  if (Status s = check_fits(n_past(), n_ctx(), tokens.data(), n, n_vocab); !s) return s;
   if (all_logits) logits_.resize(static_cast<size_t>(n * n_vocab));
-  for (int64_t i = 0; i < n; i += state_.n_batch) {
-    const int64_t b = std::min(state_.n_batch, n - i);
-    float* out = all_logits ? logits_.data() + i * n_vocab : logits_.data();
-    model_.arch().forward(state_, tokens.data() + i, b, out, all_logits);
+  for (int64_t i = 0; i < n; i += eval_->n_batch()) {
+    const Evaluator::Item it{seq_.get(), tokens.data() + i, std::min(eval_->n_batch(), n - i),
+                             all_logits ? LogitsRows::kAll : LogitsRows::kLast, nullptr};
+    if (Status s = eval_->step(&it, 1, all_logits ? logits_.data() + i * n_vocab : logits_.data()); !s)
+      return s;
   }
-  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   return Status::ok();
 }
 
-void Context::truncate(int64_t n) {
-  state_.n_past = std::clamp<int64_t>(n, 0, state_.n_past);
-  tokens_.resize(static_cast<size_t>(state_.n_past));
+Status Context::embed(const std::vector<int32_t>& tokens, std::vector<float>& out) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t D = model().hparams().n_embd;
+  if (n == 0) return make_error("nothing to embed: the input is empty");
+  if (n > n_ctx()) return make_error("the input is {} tokens but the context holds {}; shorten it", n, n_ctx());
+  seq_->truncate(0);
+  normed_.resize(static_cast<size_t>(eval_->n_batch() * D));
+  std::vector<double> sum(static_cast<size_t>(D), 0.0);
+  for (int64_t i = 0; i < n; i += eval_->n_batch()) {
+    const int64_t b = std::min(eval_->n_batch(), n - i);
+    const Evaluator::Item it{seq_.get(), tokens.data() + i, b, LogitsRows::kNone, normed_.data()};
+    if (Status s = eval_->step(&it, 1, nullptr); !s) return s;
+    for (int64_t t = 0; t < b; ++t)
+      for (int64_t d = 0; d < D; ++d) sum[static_cast<size_t>(d)] += normed_[static_cast<size_t>(t * D + d)];
+  }
+  double norm2 = 0;
+  for (double& v : sum) {
+    v /= static_cast<double>(n);
+    norm2 += v * v;
+  }
+  const double inv = norm2 > 0 ? 1.0 / std::sqrt(norm2) : 0.0;
+  out.resize(static_cast<size_t>(D));
+  for (int64_t d = 0; d < D; ++d) out[static_cast<size_t>(d)] = static_cast<float>(sum[static_cast<size_t>(d)] * inv);
+  return Status::ok();
 }
 
 }  // namespace hearth::engine

@@ -37,38 +37,97 @@ class Model {
 
 struct ContextParams {
   int64_t n_ctx = 4096;   // 0 = the model's training context
-  int64_t n_batch = 256;  // tokens per forward call during prefill
+  int64_t n_batch = 256;  // tokens per forward call (prefill chunk; all sequences together)
   int n_threads = 0;      // 0 = physical cores
 };
 
-// One sequence being evaluated: KV cache, scratch, and a thread pool.
-// Thread safety: not shared; one thread drives it.
+// One sequence's KV cache and the tokens in it, evaluated by an Evaluator.
+// Invariant: tokens() has n_past() entries, the tokens whose K and V the cache holds.
+// Thread safety: not shared; one thread at a time.
+class Sequence {
+ public:
+  int64_t n_past() const { return state_.n_past; }
+  int64_t n_ctx() const { return state_.n_ctx; }
+  // The tokens in the cache, in order ([n_past]).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  // Forgets positions >= n (n <= n_past): keeps a shared prefix for reuse.
+  void truncate(int64_t n);
+
+ private:
+  friend class Evaluator;
+  ForwardState state_;
+  std::vector<int32_t> tokens_;  // reserved to n_ctx: no allocation while decoding
+};
+
+// Runs forward passes over one or several Sequences with one thread pool and one scratch
+// workspace: several sequences' tokens in one pass share every weight read.
+// Thread safety: not shared; one thread drives it and the sequences it evaluates.
+class Evaluator {
+ public:
+  // Checks the parameters and that the weights plus n_seqs caches of n_ctx fit in memory.
+  static Expected<std::unique_ptr<Evaluator>> create(const Model& model, const ContextParams& params,
+                                                     int n_seqs = 1);
+  // A new empty sequence with a cache of n_ctx() positions.
+  Expected<std::unique_ptr<Sequence>> new_sequence() const;
+
+  struct Item {
+    Sequence* seq = nullptr;
+    const int32_t* tokens = nullptr;  // [n_tokens], appended to seq
+    int64_t n_tokens = 0;
+    LogitsRows logits = LogitsRows::kLast;
+    float* normed = nullptr;  // if set: [n_tokens, n_embd] hidden states after output_norm
+  };
+  // Evaluates the items in one forward pass. logits: [rows, n_vocab], the rows the items
+  // asked for, in order. Fails (nothing evaluated) unless every item has 1 or more tokens
+  // in the vocabulary that fit in its sequence's context, the sequences are distinct and
+  // all the tokens together are at most n_batch().
+  Status step(const Item* items, int n_items, float* logits);
+
+  const Model& model() const { return model_; }
+  int64_t n_ctx() const { return ws_.n_ctx; }
+  int64_t n_batch() const { return ws_.n_batch; }
+  int n_threads() const { return pool_->size(); }
+
+ private:
+  explicit Evaluator(const Model& m) : model_(m) {}
+  const Model& model_;
+  std::unique_ptr<platform::ThreadPool> pool_;
+  Workspace ws_;
+  std::vector<SeqTokens> seqs_;  // step()'s arguments for forward(), reserved
+};
+
+// One sequence with its own evaluator: what `hearth run`, `generate`, `perplexity` and
+// `bench` use. Thread safety: not shared; one thread drives it.
 class Context {
  public:
   static Expected<std::unique_ptr<Context>> create(const Model& model, const ContextParams& params);
 
-  // Evaluates tokens after those already seen. Fails (nothing evaluated) when they do not
-  // fit in the context. On success logits() is the last token's [n_vocab] row, or with
-  // all_logits every token's rows [n_tokens, n_vocab].
+  // Evaluates tokens after those already seen, n_batch at a time. Fails (nothing
+  // evaluated) when they do not fit in the context. On success logits() is the last
+  // token's [n_vocab] row, or with all_logits every token's rows [n_tokens, n_vocab].
   Status eval(const std::vector<int32_t>& tokens, bool all_logits = false);
+  // A sentence embedding: evaluates tokens from an empty cache and writes out = [n_embd],
+  // the mean over the tokens of the hidden state after output_norm, scaled to unit L2
+  // norm. Afterwards the cache holds exactly `tokens` (as after eval from empty) and
+  // logits() is unchanged. Fails (out untouched) on an empty or too long input.
+  Status embed(const std::vector<int32_t>& tokens, std::vector<float>& out);
   const float* logits() const { return logits_.data(); }
   float* logits() { return logits_.data(); }
-  int64_t n_past() const { return state_.n_past; }
-  // The tokens in the cache, in order ([n_past]).
-  const std::vector<int32_t>& tokens() const { return tokens_; }
-  int64_t n_ctx() const { return state_.n_ctx; }
-  int n_threads() const { return pool_->size(); }
-  // Forgets positions >= n (n <= n_past): keeps a shared prefix for reuse.
-  void truncate(int64_t n);
-  const Model& model() const { return model_; }
+  int64_t n_past() const { return seq_->n_past(); }
+  const std::vector<int32_t>& tokens() const { return seq_->tokens(); }
+  int64_t n_ctx() const { return seq_->n_ctx(); }
+  int n_threads() const { return eval_->n_threads(); }
+  void truncate(int64_t n) { seq_->truncate(n); }
+  Sequence& sequence() { return *seq_; }
+  Evaluator& evaluator() { return *eval_; }
+  const Model& model() const { return eval_->model(); }
 
  private:
-  Context(const Model& m) : model_(m) {}
-  const Model& model_;
-  std::unique_ptr<platform::ThreadPool> pool_;
-  ForwardState state_;
+  Context() = default;
+  std::unique_ptr<Evaluator> eval_;
+  std::unique_ptr<Sequence> seq_;
   std::vector<float> logits_;
-  std::vector<int32_t> tokens_;  // reserved to n_ctx: no allocation while decoding
+  std::vector<float> normed_;  // embed()'s [n_batch, n_embd] hidden states
 };
 
 }  // namespace hearth::engine

@@ -199,6 +199,117 @@ TEST_F(ModelTest, SameSeedSameSample) {
   EXPECT_EQ(a->tokens, b->tokens);
 }
 
+// Three sequences decoded greedily together in one forward pass per step (the third
+// joins at step 2 with its whole prompt as a chunk beside the others' decode rows) give
+// the same tokens and bit-identical logits as each decoded alone: the matmuls quantize
+// activations per row and sum each row's dot products in the same order whatever the
+// number of rows, and attention reads only the row's own cache. (A kernel that summed
+// differently for several rows would make this a tolerance; it would show here first.)
+TEST_F(ModelTest, BatchedStepMatchesEachSequenceAlone) {
+  const int64_t V = model_->hparams().n_vocab;
+  const Tokenizer& tok = model_->tokenizer();
+  const std::vector<std::vector<int32_t>> prompts = {kPrompt, tok.encode("Once upon a time, in a small", true, false),
+                                                     tok.encode("def fibonacci(n):", true, false)};
+  const int start_step[] = {0, 0, 2};
+  constexpr int kSteps = 8;
+
+  std::vector<std::vector<int32_t>> alone_ids(3);
+  std::vector<std::vector<float>> alone_logits(3);  // [kSteps, V] each
+  for (size_t s = 0; s < 3; ++s) {
+    auto c = context(64);
+    ASSERT_TRUE(c->eval(prompts[s]));
+    for (int k = 0; k < kSteps; ++k) {
+      alone_logits[s].insert(alone_logits[s].end(), c->logits(), c->logits() + V);
+      alone_ids[s].push_back(argmax(c->logits(), V));
+      ASSERT_TRUE(c->eval({alone_ids[s].back()}));
+    }
+  }
+
+  ContextParams p;
+  p.n_ctx = 64;
+  p.n_batch = 64;
+  p.n_threads = 2;
+  auto ev = Evaluator::create(*model_, p, 3);
+  ASSERT_TRUE(ev) << ev.error();
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (int s = 0; s < 3; ++s) {
+    auto sq = (*ev)->new_sequence();
+    ASSERT_TRUE(sq) << sq.error();
+    seqs.push_back(std::move(*sq));
+  }
+  std::vector<std::vector<int32_t>> ids(3);
+  std::vector<float> logits(3 * V);
+  float worst = 0;
+  for (int step = 0; step < kSteps + 2; ++step) {
+    std::vector<Evaluator::Item> items;
+    std::vector<size_t> who;
+    for (size_t s = 0; s < 3; ++s) {
+      if (step == start_step[s]) {
+        items.push_back({seqs[s].get(), prompts[s].data(), static_cast<int64_t>(prompts[s].size())});
+      } else if (step > start_step[s] && ids[s].size() < kSteps) {
+        items.push_back({seqs[s].get(), &ids[s].back(), 1});
+      } else {
+        continue;
+      }
+      who.push_back(s);
+    }
+    ASSERT_TRUE((*ev)->step(items.data(), static_cast<int>(items.size()), logits.data()));
+    for (size_t j = 0; j < who.size(); ++j) {
+      const size_t s = who[j];
+      const float* row = logits.data() + j * V;
+      worst = std::max(worst, max_abs_diff(row, alone_logits[s].data() + ids[s].size() * V, V));
+      ids[s].push_back(argmax(row, V));
+    }
+  }
+  for (size_t s = 0; s < 3; ++s) {
+    EXPECT_EQ(ids[s], alone_ids[s]) << "sequence " << s;
+    EXPECT_EQ(seqs[s]->n_past(), static_cast<int64_t>(prompts[s].size()) + kSteps - 1);
+  }
+  EXPECT_EQ(worst, 0.0f) << "batched and single-sequence logits differ";
+
+  // Bad batches change nothing.
+  Evaluator::Item twice[] = {{seqs[0].get(), kPrompt.data(), 1}, {seqs[0].get(), kPrompt.data(), 1}};
+  EXPECT_FALSE((*ev)->step(twice, 2, logits.data()));
+  std::vector<int32_t> many(65, 1);
+  Evaluator::Item too_many[] = {{seqs[1].get(), many.data(), 65}};
+  EXPECT_FALSE((*ev)->step(too_many, 1, logits.data()));
+  EXPECT_EQ(seqs[0]->n_past(), static_cast<int64_t>(prompts[0].size()) + kSteps - 1);
+}
+
+TEST_F(ModelTest, EmbeddingIsDeterministicUnitNormAndDependsOnTheText) {
+  const Tokenizer& tok = model_->tokenizer();
+  const std::vector<int32_t> a = tok.encode("The cat sat on the mat.", false, false);
+  const std::vector<int32_t> b = tok.encode("Quarterly revenue rose by four percent.", false, false);
+  auto c = context(64);
+  std::vector<float> ea, ea2, eb;
+  ASSERT_TRUE(c->embed(a, ea));
+  ASSERT_TRUE(c->eval(kPrompt));  // whatever the cache holds, embed starts from empty
+  ASSERT_TRUE(c->embed(a, ea2));
+  ASSERT_TRUE(c->embed(b, eb));
+  EXPECT_EQ(c->tokens(), b);  // the cache holds the last input
+  ASSERT_EQ(ea.size(), static_cast<size_t>(model_->hparams().n_embd));
+  EXPECT_EQ(ea, ea2);
+  double na = 0, dot = 0;
+  for (size_t i = 0; i < ea.size(); ++i) {
+    na += double(ea[i]) * ea[i];
+    dot += double(ea[i]) * eb[i];
+  }
+  EXPECT_NEAR(na, 1.0, 1e-5);
+  EXPECT_LT(dot, 0.99);  // cosine similarity of two unrelated sentences
+  EXPECT_GT(max_abs_diff(ea.data(), eb.data(), static_cast<int64_t>(ea.size())), 1e-2f);
+
+  auto chunked = context(64, 3);  // the input in batches of 3 gives the same mean
+  std::vector<float> ec;
+  ASSERT_TRUE(chunked->embed(a, ec));
+  EXPECT_LT(max_abs_diff(ea.data(), ec.data(), static_cast<int64_t>(ea.size())), 1e-3f);
+
+  std::vector<float> untouched{1.0f};
+  EXPECT_FALSE(c->embed({}, untouched));
+  EXPECT_FALSE(c->embed(std::vector<int32_t>(65, 1), untouched));
+  EXPECT_FALSE(c->embed({49152}, untouched));
+  EXPECT_EQ(untouched, std::vector<float>{1.0f});
+}
+
 TEST(ModelLoad, RejectsNonModels) {
   auto m = Model::load("/nonexistent.gguf");
   ASSERT_FALSE(m);

@@ -2,7 +2,7 @@
 //
 // An ArchModel holds pointers into the mapped GGUF (weights are never copied) and the
 // hyperparameters; it is immutable after loading and may be shared by several
-// sequences. forward() reads and writes only the ForwardState it is given.
+// sequences. forward() writes only the Workspace and the ForwardStates it is given.
 #pragma once
 
 #include <cstdint>
@@ -35,37 +35,59 @@ struct HParams {
   int64_t kv_dim() const { return n_head_kv * head_dim; }
 };
 
-// Per-sequence mutable state: KV cache and scratch, sized once at creation.
+// One sequence's KV cache, sized once at creation.
 //
 // Invariants: the cache rows [0, n_past) of every layer hold K and V of the tokens the
-// sequence has seen, in order; rows past n_past are garbage. Scratch buffers hold room
-// for n_batch tokens; forward() is never called with more.
+// sequence has seen, in order; rows past n_past are garbage; n_past <= n_ctx.
 struct ForwardState {
   int64_t n_ctx = 0;
-  int64_t n_batch = 0;
   int64_t n_past = 0;
   std::unique_ptr<float[]> k_cache;  // [n_layer, n_ctx, kv_dim]
   std::unique_ptr<float[]> v_cache;  // [n_layer, n_ctx, kv_dim]
+};
+
+// Scratch for one forward pass of up to n_batch tokens (all its sequences together),
+// for caches of up to n_ctx positions. Shared by the sequences it evaluates, one pass at
+// a time.
+struct Workspace {
+  int64_t n_batch = 0;
+  int64_t n_ctx = 0;
   std::unique_ptr<float[]> scratch;  // arch-defined layout
   std::unique_ptr<uint8_t[]> act_q;  // quantized activations for matmul
   platform::ThreadPool* pool = nullptr;
+};
+
+// Which logits rows a sequence adds to forward()'s output.
+enum class LogitsRows { kNone, kLast, kAll };
+
+// One sequence's part of a forward pass: its tokens go at positions
+// state->n_past .. n_past + n_tokens - 1.
+struct SeqTokens {
+  ForwardState* state = nullptr;
+  const int32_t* tokens = nullptr;  // [n_tokens]
+  int64_t n_tokens = 0;
+  LogitsRows logits = LogitsRows::kLast;
+  float* normed = nullptr;  // if set: [n_tokens, n_embd] hidden states after output_norm
 };
 
 class ArchModel {
  public:
   virtual ~ArchModel() = default;
   virtual const HParams& hparams() const = 0;
-  // Floats of ForwardState::scratch and bytes of act_q needed for n_batch tokens.
+  // Floats of Workspace::scratch and bytes of act_q needed for n_batch tokens.
   virtual int64_t scratch_floats(int64_t n_batch, int64_t n_ctx, int n_threads) const = 0;
   virtual int64_t act_bytes(int64_t n_batch) const = 0;
-  // Runs tokens [n_tokens] at positions n_past .. n_past+n_tokens-1, appends them to the
-  // cache and advances n_past. logits: [n_tokens, n_vocab] when all_logits, else the
-  // last token's [n_vocab]. Requires n_tokens <= n_batch and n_past + n_tokens <= n_ctx.
-  virtual void forward(ForwardState& st, const int32_t* tokens, int64_t n_tokens,
-                       float* logits, bool all_logits) const = 0;
+  // Evaluates several sequences in one pass: the weight matmuls run over all their tokens
+  // together, attention runs per sequence against its own cache. Appends each sequence's
+  // tokens to its cache and advances its n_past. logits: [n_rows, n_vocab], the rows of
+  // the sequences in order (one for kLast, n_tokens for kAll, none for kNone).
+  // Requires: the sum of n_tokens <= ws.n_batch, every n_tokens >= 1, every
+  // n_past + n_tokens <= state->n_ctx <= ws.n_ctx, distinct states.
+  virtual void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const = 0;
 };
 
 // One loader per architecture file; model.cpp picks by general.architecture.
 Expected<std::unique_ptr<ArchModel>> load_llama(const format::GgufFile& gguf);
+Expected<std::unique_ptr<ArchModel>> load_gemma3(const format::GgufFile& gguf);
 
 }  // namespace hearth::engine

@@ -9,6 +9,9 @@
 //     h = rmsnorm(x) * ffn_norm
 //     x += (silu(h Wgate) * (h Wup)) Wdown
 //   logits = rmsnorm(x) * output_norm  Woutput         // [n_vocab]
+//
+// A forward pass may carry several sequences: their tokens are the rows of one batch for
+// every matmul, and only attention looks at which sequence (which cache) a row is from.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -59,12 +62,15 @@ class Llama final : public ArchModel {
     return 3 * m;  // matmul_shared converts q/k/v's input once per activation type
   }
 
-  void forward(ForwardState& st, const int32_t* tokens, int64_t n_tokens, float* logits,
-               bool all_logits) const override {
-    platform::ThreadPool& pool = *st.pool;
-    const int64_t B = n_tokens, D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
-    const int64_t hd = hp.head_dim, n_rep = hp.n_head / hp.n_head_kv, pos0 = st.n_past;
-    float* x = st.scratch.get();
+  // The rows of the batch are the sequences' tokens one after another: row r is token i
+  // of sequence s, at position seqs[s].state->n_past + i.
+  void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const override {
+    platform::ThreadPool& pool = *ws.pool;
+    int64_t B = 0;
+    for (int s = 0; s < n_seqs; ++s) B += seqs[s].n_tokens;
+    const int64_t D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
+    const int64_t hd = hp.head_dim, n_rep = hp.n_head / hp.n_head_kv;
+    float* x = ws.scratch.get();
     float* h = x + B * D;
     float* q = h + B * D;
     float* attn = q + B * QD;
@@ -74,19 +80,18 @@ class Llama final : public ArchModel {
     float* up = gate + B * F;
     float* rope_cs = up + B * F;
     float* scores = rope_cs + B * hp.rot_dim;
-    void* aq = st.act_q.get();
+    void* aq = ws.act_q.get();
     const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
-    for (int64_t t = 0; t < B; ++t) {
-      kernels::get_row(tok_embd.type, tok_embd.data, D, tokens[t], x + t * D);
-      kernels::rope_angles(rope_cs + t * hp.rot_dim, hp.rot_dim, pos0 + t, hp.rope_base,
-                           hp.rope_scale, rope_freqs);
-    }
+    for (int64_t s = 0, r = 0; s < n_seqs; ++s)
+      for (int64_t i = 0; i < seqs[s].n_tokens; ++i, ++r) {
+        kernels::get_row(tok_embd.type, tok_embd.data, D, seqs[s].tokens[i], x + r * D);
+        kernels::rope_angles(rope_cs + r * hp.rot_dim, hp.rot_dim, seqs[s].state->n_past + i,
+                             hp.rope_base, hp.rope_scale, rope_freqs);
+      }
 
     for (int64_t il = 0; il < hp.n_layer; ++il) {
       const Layer& L = layers[il];
-      float* kc = st.k_cache.get() + il * st.n_ctx * KVD;  // [n_ctx, kv_dim]
-      float* vc = st.v_cache.get() + il * st.n_ctx * KVD;
 
       // Attention block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.attn_norm, h + t * D, D, hp.rms_eps);
@@ -99,14 +104,23 @@ class Llama final : public ArchModel {
         for (int64_t hh = 0; hh < hp.n_head; ++hh) kernels::rope_apply(q + t * QD + hh * hd, cs, hp.rot_dim, false);
         for (int64_t hh = 0; hh < hp.n_head_kv; ++hh) kernels::rope_apply(k + t * KVD + hh * hd, cs, hp.rot_dim, false);
       }
-      std::memcpy(kc + pos0 * KVD, k, sizeof(float) * B * KVD);
-      std::memcpy(vc + pos0 * KVD, v, sizeof(float) * B * KVD);
+      for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {  // append to each cache
+        const ForwardState& st = *seqs[s].state;
+        const int64_t at = (il * st.n_ctx + st.n_past) * KVD;
+        std::memcpy(st.k_cache.get() + at, k + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
+        std::memcpy(st.v_cache.get() + at, v + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
+      }
 
-      // One (token, head) pair per work item; token t sees cache rows [0, pos0 + t].
+      // One (row, head) pair per work item; token i of a sequence sees its cache rows
+      // [0, n_past + i].
       pool.run_items(B * hp.n_head, [&](int64_t w, int ti) {
         const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
-        kernels::attention_head(q + t * QD + hh * hd, kc + kvh * hd, vc + kvh * hd, KVD,
-                                pos0 + t + 1, hd, kq_scale, scores + ti * st.n_ctx,
+        int64_t s = 0, i = t;
+        while (i >= seqs[s].n_tokens) i -= seqs[s++].n_tokens;
+        const ForwardState& st = *seqs[s].state;
+        const int64_t layer = il * st.n_ctx * KVD + kvh * hd;  // [n_ctx, kv_dim] of this layer
+        kernels::attention_head(q + t * QD + hh * hd, st.k_cache.get() + layer, st.v_cache.get() + layer,
+                                KVD, st.n_past + i + 1, hd, kq_scale, scores + ti * ws.n_ctx,
                                 attn + t * QD + hh * hd);
       });
       matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
@@ -128,13 +142,20 @@ class Llama final : public ArchModel {
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
     }
 
-    // Output head: every token's logits, or only the last one's.
-    const int64_t first = all_logits ? 0 : B - 1;
-    const int64_t n_out = B - first;
-    for (int64_t t = first; t < B; ++t)
-      kernels::rmsnorm(x + t * D, output_norm, h + (t - first) * D, D, hp.rms_eps);
-    matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
-    st.n_past += B;
+    // Output head: final norm of the rows each sequence asked for, gathered into h, then
+    // one matmul for all of them.
+    int64_t n_out = 0;
+    for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
+      const SeqTokens& sq = seqs[s];
+      for (int64_t i = 0; i < sq.n_tokens; ++i) {
+        const float* xr = x + (r + i) * D;
+        if (sq.normed) kernels::rmsnorm(xr, output_norm, sq.normed + i * D, D, hp.rms_eps);
+        if (sq.logits == LogitsRows::kAll || (sq.logits == LogitsRows::kLast && i == sq.n_tokens - 1))
+          kernels::rmsnorm(xr, output_norm, h + n_out++ * D, D, hp.rms_eps);
+      }
+    }
+    if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
+    for (int s = 0; s < n_seqs; ++s) seqs[s].state->n_past += seqs[s].n_tokens;
   }
 };
 
