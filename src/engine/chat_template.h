@@ -44,4 +44,8 @@ class ChatTemplate {
   std::shared_ptr<const Impl> impl_;
 };
 
+// The chat template to use for an architecture whose GGUF has no tokenizer.chat_template
+// (gemma3: Google's Gemma 3 template), or empty when Hearth knows none for it.
+std::string_view default_chat_template(std::string_view arch);
+
 }  // namespace hearth::engine
