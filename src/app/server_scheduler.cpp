@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "platform/thread_pool.h"
-
 namespace hearth::app {
 
 void Job::expire() {
@@ -58,31 +56,35 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::create(const engine::Model& mode
   if (options.queue_max < 0)
     return make_error("the queue size must be 0 or more (got {})", options.queue_max);
   std::unique_ptr<Scheduler> s(new Scheduler());
+  s->model_ = &model;
   s->queue_max_ = options.queue_max;
   engine::ContextParams cp = options.context;
-  if (cp.n_threads == 0)
-    cp.n_threads = std::max(1, platform::physical_core_count() / options.n_slots);
-  s->threads_per_slot_ = cp.n_threads;
+  cp.n_batch = std::max<int64_t>(cp.n_batch, options.n_slots);  // room for every slot's token
+  auto eval = engine::Evaluator::create(model, cp, options.n_slots);
+  if (!eval) return Error{eval.error()};
+  s->eval_ = std::move(*eval);
+  s->threads_ = s->eval_->n_threads();
+  s->n_ctx_ = s->eval_->n_ctx();
   for (int i = 0; i < options.n_slots; ++i) {
-    auto ctx = engine::Context::create(model, cp);
-    if (!ctx) return make_error("slot {}: {}", i, ctx.error());
+    auto seq = s->eval_->new_sequence();
+    if (!seq) return make_error("slot {}: {}", i, seq.error());
     auto slot = std::make_unique<Slot>();
-    slot->ctx = std::move(*ctx);
-    s->n_ctx_ = slot->ctx->n_ctx();
+    slot->seq = std::move(*seq);
     s->slots_.push_back(std::move(slot));
   }
-  for (auto& slot : s->slots_) {
-    Slot* p = slot.get();
-    Scheduler* self = s.get();
-    p->worker = std::thread([self, p] { self->work(*p); });
-  }
+  const size_t n = static_cast<size_t>(options.n_slots);
+  s->logits_.resize(n * static_cast<size_t>(model.hparams().n_vocab));
+  s->items_.reserve(n);
+  s->item_slots_.reserve(n);
+  s->busy_.reserve(n);
+  Scheduler* self = s.get();
+  s->engine_ = std::thread([self] { self->run(); });
   return s;
 }
 
 Scheduler::~Scheduler() {
   stop();
-  for (auto& slot : slots_)
-    if (slot->worker.joinable()) slot->worker.join();
+  if (engine_.joinable()) engine_.join();
 }
 
 void Scheduler::stop() {
@@ -162,34 +164,106 @@ Scheduler::Stats Scheduler::stats() const {
   return s;
 }
 
-void Scheduler::work(Slot& slot) {
+void Scheduler::begin(Slot& slot) {
+  Job& job = *slot.running;
+  if (!job.cancelled() && Job::Clock::now() >= job.deadline()) job.expire();
+  if (job.cancelled())
+    return retire(slot, Error{job.expired() ? "timed out while waiting for a slot" : "cancelled"});
+  Job* j = slot.running.get();  // outlives the Generation: retire() drops it last
+  slot.gen = std::make_unique<engine::Generation>(
+      *model_, job.params(), [j](std::string_view text) { return j->push_text(text); },
+      job.cancel_flag());
+  auto rest = slot.gen->start(*slot.seq, job.prompt());
+  if (!rest) return retire(slot, Error{rest.error()});
+  slot.pending = std::move(*rest);
+  slot.pending_at = 0;
+}
+
+void Scheduler::retire(Slot& slot, Expected<engine::GenerateResult> result) {
+  slot.gen.reset();
+  slot.pending.clear();
+  slot.pending_at = 0;
+  std::shared_ptr<Job> job = std::move(slot.running);
+  {
+    // Free the slot before the waiter hears the answer, so that its next turn finds
+    // this slot (and its cache) idle.
+    std::lock_guard<std::mutex> lock(mutex_);
+    slot.cached = slot.seq->tokens();
+    slot.job = stopping_ ? nullptr : pop_queued();
+  }
+  job->finish(std::move(result));
+}
+
+void Scheduler::run() {
+  const int64_t n_vocab = model_->hparams().n_vocab;
   for (;;) {
-    std::shared_ptr<Job> job;
+    busy_.clear();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return slot.job || stopping_; });
-      if (!slot.job) return;  // stopping, nothing assigned
-      job = slot.job;
+      auto any_busy = [&] {
+        return std::any_of(slots_.begin(), slots_.end(),
+                           [](const auto& sl) { return sl->job != nullptr; });
+      };
+      cv_.wait(lock, [&] { return stopping_ || any_busy(); });
+      for (auto& slot : slots_) {
+        if (!slot->job) continue;
+        if (!slot->running) slot->running = slot->job;  // joined since the last step
+        busy_.push_back(slot.get());
+      }
+      if (busy_.empty()) return;  // stopping, and every job has finished
     }
-    Expected<engine::GenerateResult> res{Error{"cancelled"}};
-    if (job->cancelled()) {
-      if (job->expired()) res = make_error("timed out while waiting for a slot");
-    } else if (Job::Clock::now() >= job->deadline()) {
-      job->expire();
-      res = make_error("timed out while waiting for a slot");
-    } else {
-      res = engine::generate(
-          *slot.ctx, job->prompt(), job->params(),
-          [&](std::string_view text) { return job->push_text(text); }, job->cancel_flag());
+
+    // New jobs start; cancelled and late ones leave before the step.
+    const auto now = Job::Clock::now();
+    for (Slot* slot : busy_) {
+      if (!slot->gen) begin(*slot);
+      if (!slot->gen) continue;
+      if (now >= slot->running->deadline()) slot->running->expire();
+      if (slot->running->cancelled()) retire(*slot, slot->gen->finish());
     }
-    {
-      // Free the slot before the waiter hears the answer, so that its next turn finds
-      // this slot (and its cache) idle.
-      std::lock_guard<std::mutex> lock(mutex_);
-      slot.cached = slot.ctx->tokens();
-      slot.job = stopping_ ? nullptr : pop_queued();
+
+    // One step: each decoding slot's next token, then prompt chunks in the room left.
+    items_.clear();
+    item_slots_.clear();
+    int64_t room = eval_->n_batch();
+    for (Slot* slot : busy_) {
+      if (!slot->gen || slot->pending_at < slot->pending.size()) continue;
+      items_.push_back({slot->seq.get(), &slot->next_token, 1, engine::LogitsRows::kLast, nullptr});
+      item_slots_.push_back(slot);
+      --room;
     }
-    job->finish(std::move(res));
+    for (Slot* slot : busy_) {
+      if (!slot->gen || slot->pending_at == slot->pending.size() || room == 0) continue;
+      const int64_t left = static_cast<int64_t>(slot->pending.size() - slot->pending_at);
+      const int64_t n = std::min(room, left);
+      items_.push_back({slot->seq.get(), slot->pending.data() + slot->pending_at, n,
+                        n == left ? engine::LogitsRows::kLast : engine::LogitsRows::kNone,
+                        nullptr});
+      item_slots_.push_back(slot);
+      room -= n;
+    }
+    if (items_.empty()) continue;
+    if (Status st = eval_->step(items_.data(), static_cast<int>(items_.size()), logits_.data());
+        !st) {
+      for (Slot* slot : item_slots_) retire(*slot, Error{st.error()});
+      continue;
+    }
+
+    // Sample from each row; answers that have ended leave.
+    float* row = logits_.data();
+    for (size_t j = 0; j < items_.size(); ++j) {
+      Slot& slot = *item_slots_[j];
+      if (slot.pending_at < slot.pending.size())
+        slot.pending_at += static_cast<size_t>(items_[j].n_tokens);
+      if (items_[j].logits == engine::LogitsRows::kNone) continue;
+      const int32_t id = slot.gen->next(row, *slot.seq);
+      row += n_vocab;
+      if (id < 0) {
+        retire(slot, slot.gen->finish());
+      } else {
+        slot.next_token = id;
+      }
+    }
   }
 }
 

@@ -1,24 +1,32 @@
-// Slots and a bounded queue: who generates what, when.
+// Slots, a bounded queue and one engine loop that decodes every busy slot together.
 //
-// Each slot owns an engine::Context (KV cache) and a worker thread; the Model is shared
-// (immutable). A submitted job goes to the idle slot whose cache its prompt continues
-// (the longest common prefix, covering at least half of that cache: a conversation that
-// comes back finds its own cache and generate() evaluates only what is new), else to the
-// least recently used idle slot; with no idle slot it waits in a FIFO queue of at most
-// queue_max jobs; beyond that submit() fails (the server answers 503). A queued job
-// goes to the first slot that frees up.
+// Each slot owns an engine::Sequence (its KV cache); the Model is shared (immutable). One
+// engine thread owns the Evaluator (the thread pool and scratch) and runs continuous
+// batching: every step is ONE forward pass carrying the next token of each decoding slot
+// and, in the room left of n_batch, the next prompt chunk of slots still prefilling; new
+// jobs join between steps and finished, cancelled or timed-out ones leave at once (a
+// client that disconnects frees its slot at the next step). Each slot's answer is an
+// engine::Generation, the same code `hearth run` uses.
 //
-// Invariants (guarded by Scheduler::mutex_):
-//   - a slot is busy exactly while it holds a job; a busy slot's cache is touched only
-//     by its worker, an idle slot's `cached` copy is what routing reads;
+// A submitted job goes to the idle slot whose cache its prompt continues (the longest
+// common prefix, covering at least half of that cache: a conversation that comes back
+// finds its own cache and only what is new is evaluated), else to the least recently
+// used idle slot; with no idle slot it waits in a FIFO queue of at most queue_max jobs;
+// beyond that submit() fails (the server answers 503). A queued job goes to the first
+// slot that frees up.
+//
+// Invariants:
+//   - a slot is busy exactly while `job` is set (guarded by mutex_); only the engine
+//     thread touches a slot's Sequence and Generation; an idle slot's `cached` copy of
+//     its tokens is what routing reads;
 //   - a job is in at most one place: the queue, one slot, or finished;
 //   - every submitted job is finished exactly once (result, cancellation, timeout or
-//     shutdown), so a waiter never hangs and a slot never leaks.
-// Cancellation: Job::cancel() from any thread stops generation at the next token; a
+//     shutdown), so a waiter never hangs and a slot never leaks; the slot is freed before
+//     the waiter hears the end, so a conversation's next turn finds its cache idle;
+//   - a step holds at most n_batch tokens and every busy slot that is decoding has its
+//     token in it (prefill chunks only take the room that is left).
+// Cancellation: Job::cancel() from any thread stops generation before the next step; a
 // cancelled job still in the queue is dropped when a slot would take it.
-//
-// Future work: decode several slots in one batched forward pass (continuous batching);
-// today each slot runs its own forward on its share of the cores.
 #pragma once
 
 #include <atomic>
@@ -86,18 +94,18 @@ class Job {
 struct SchedulerOptions {
   int n_slots = 2;
   int queue_max = 16;
-  engine::ContextParams context;  // per slot; n_threads 0 = max(1, physical cores / n_slots)
+  engine::ContextParams context;  // n_ctx per slot; n_batch tokens per step; n_threads 0 = cores
 };
 
 class Scheduler {
  public:
   static Expected<std::unique_ptr<Scheduler>> create(const engine::Model& model,
                                                      const SchedulerOptions& options);
-  // Cancels running jobs, finishes queued ones with an error, joins the workers.
+  // Cancels running jobs, finishes queued ones with an error, joins the engine thread.
   ~Scheduler();
 
   // Refuses new jobs, cancels running ones and finishes queued ones with an error
-  // (idempotent; the workers exit once their current job has stopped).
+  // (idempotent; the engine thread exits once the running jobs have been finished).
   void stop();
 
   // Starts or queues the job; fails (and queues nothing) when the queue is full.
@@ -110,20 +118,40 @@ class Scheduler {
   };
   Stats stats() const;
   int64_t n_ctx() const { return n_ctx_; }
-  int threads_per_slot() const { return threads_per_slot_; }
+  // Threads of the engine, shared by all slots.
+  int threads_per_slot() const { return threads_; }
 
  private:
   struct Slot {
-    std::unique_ptr<engine::Context> ctx;
-    std::vector<int32_t> cached;  // copy of ctx->tokens() while idle
-    std::shared_ptr<Job> job;     // non-null while busy
-    uint64_t last_used = 0;       // use_counter_ when it last took a job
-    std::thread worker;
+    std::unique_ptr<engine::Sequence> seq;
+    std::vector<int32_t> cached;  // copy of seq->tokens() while idle (mutex_)
+    std::shared_ptr<Job> job;     // non-null while busy (mutex_)
+    uint64_t last_used = 0;       // use_counter_ when it last took a job (mutex_)
+    // Engine thread only: the job being generated and where it stands.
+    std::shared_ptr<Job> running;
+    std::unique_ptr<engine::Generation> gen;
+    std::vector<int32_t> pending;  // prompt tokens not yet evaluated, from pending_at
+    size_t pending_at = 0;
+    int32_t next_token = -1;  // decoding: the sampled token to evaluate next
   };
   Scheduler() = default;
-  void work(Slot& slot);
+  // The engine thread: steps until stop() and every job has finished.
+  void run();
+  // Engine thread: sets up the slot's new job (or finishes it when it cannot start).
+  void begin(Slot& slot);
+  // Engine thread: finishes the slot's job with `result`, frees the slot, takes the next
+  // queued job.
+  void retire(Slot& slot, Expected<engine::GenerateResult> result);
   // Next live job from the queue, or null. Caller holds mutex_.
   std::shared_ptr<Job> pop_queued();
+
+  const engine::Model* model_ = nullptr;
+  std::unique_ptr<engine::Evaluator> eval_;
+  std::vector<float> logits_;  // [n_slots, n_vocab]: one step's rows
+  std::vector<engine::Evaluator::Item> items_;
+  std::vector<Slot*> item_slots_;  // the slot of each item
+  std::vector<Slot*> busy_;        // this step's busy slots
+  std::thread engine_;
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -132,7 +160,7 @@ class Scheduler {
   uint64_t use_counter_ = 0;
   int queue_max_ = 0;
   int64_t n_ctx_ = 0;
-  int threads_per_slot_ = 1;
+  int threads_ = 1;
   bool stopping_ = false;
 };
 
