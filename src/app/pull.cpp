@@ -244,9 +244,11 @@ Outcome fetch(Transfer &t, const std::string &part, std::string &error) {
   if (rc == CURLE_OK)
     return Outcome::kDone;
 
-  const std::string kept = fmt::format(
-      "; {} bytes are kept in {}: run the same command again to resume",
-      t.offset + t.received, part);
+  const uint64_t have = t.offset + t.received;  // pull_model deletes an empty .part
+  const std::string kept =
+      have == 0 ? std::string()
+                : fmt::format("; {} bytes are kept in {}: run the same command again to resume",
+                              have, part);
   if (t.mismatch ||
       (rc == CURLE_HTTP_RETURNED_ERROR && http == 416 && t.offset > 0))
     return Outcome::kRestart;

@@ -1,7 +1,7 @@
 """`hearth pull` against an HTTPS server on loopback whose self-signed certificate is made
 by `openssl req` for this test run: verified download with --cacert, refusal without it,
 wrong hash (nothing enters the store), a download cut mid-file and then resumed with a
-Range request, a server that ignores Range, Ctrl-C keeping a resumable .part, http:// and
+Range request, a server that ignores Range, a stale .part longer than the file (416), Ctrl-C keeping a resumable .part, http:// and
 redirects to http:// refused, size limit and HTTP errors."""
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ class Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         if rng and s.honor_range:
             start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
@@ -195,6 +201,17 @@ def test_server_ignoring_range_starts_over(home, server, cert, model):
     assert server.requests[-1][1].get("Range") == "bytes=1000-"  # asked, answered with 200
     assert "downloaded again from the start" in r.stderr.decode()
     assert (home / "blobs" / f"sha256-{sha}").read_bytes() == model
+
+
+def test_part_longer_than_the_file_starts_over(home, server, cert, model):
+    sha = hashlib.sha256(model).hexdigest()
+    (home / "blobs").mkdir(mode=0o700)
+    (home / "blobs" / f".pull-{sha}.part").write_bytes(b"x" * (len(model) + 10))
+    r = pull(home, f"{server.url}/tiny.gguf", "--sha256", sha, "--cacert", cert[0])
+    assert r.returncode == 0, out(r)
+    assert [h.get("Range") for _, h in server.requests] == [f"bytes={len(model) + 10}-", None]
+    assert "downloaded again from the start" in r.stderr.decode()
+    assert (home / "blobs" / f"sha256-{sha}").read_bytes() == model and parts(home) == []
 
 
 def test_ctrl_c_keeps_a_resumable_part(home, server, cert, model):
