@@ -98,8 +98,11 @@ Expected<AuditAnchor> AuditLog::append(const std::string& event, const json& det
   e["mac"] = mac_of(e);
   const std::string line = e.dump();
   const std::string out = line + "\n";
-  if (::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size()))
-    return make_error("{}: write failed: {}", path_, std::strerror(errno));
+  if (Status s = platform::write_all(fd, out, path_); !s) {
+    // A disk that fills mid-line must not leave half a line: every later entry would be refused.
+    (void)::ftruncate(fd, size);
+    return Error{s.error()};
+  }
   if (::fsync(fd) != 0) return make_error("{}: fsync failed: {}", path_, std::strerror(errno));
   return AuditAnchor{seq, sha256_hex(line)};
 }

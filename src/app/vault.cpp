@@ -39,6 +39,18 @@ std::string iso(int64_t t) {
   return buf;
 }
 
+bool disk_full(sqlite3* db) {
+  return sqlite3_errcode(db) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC;
+}
+
+// SQLite's message, naming a full disk in words: SQLite reports a disk that fills while it
+// grows its shared-memory file only as "disk I/O error".
+std::string sqlite_error(sqlite3* db) {
+  if (!disk_full(db)) return sqlite3_errmsg(db);
+  return fmt::format("{}: the disk is full ({}); free some space and try again", sqlite3_errmsg(db),
+                     std::strerror(ENOSPC));
+}
+
 // One prepared statement; finalized on scope exit.
 class Stmt {
  public:
@@ -67,7 +79,7 @@ class Stmt {
                            static_cast<size_t>(sqlite3_column_bytes(s_, c)))
              : std::string();
   }
-  std::string error() const { return sqlite3_errmsg(db_); }
+  std::string error() const { return sqlite_error(db_); }
 
  private:
   sqlite3* db_;
@@ -198,8 +210,8 @@ Vault::~Vault() {
 Status Vault::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errmsg(db_);
-    sqlite3_free(err);
+    sqlite3_free(err);  // the same text as sqlite3_errmsg, which sqlite_error extends
+    const std::string msg = sqlite_error(db_);
     return make_error("{}: {} (in: {:.40})", db_path(), msg, sql);
   }
   return Status::ok();
@@ -298,7 +310,10 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir,
   if (existed) {
     Stmt s(v->db_, "SELECT COUNT(*) FROM sqlite_master");
     if (!s.ok() || s.step() != SQLITE_ROW)
-      return make_error("{}: not a Hearth vault, or damaged: {}", v->db_path(), s.error());
+      return make_error(
+          "{}: {}: {}", v->db_path(),
+          disk_full(v->db_) ? "cannot open the vault" : "not a Hearth vault, or damaged",
+          s.error());
     initialized = s.i64(0) > 0;
   }
   auto kdf = initialized ? v->get_meta("kdf")
@@ -514,7 +529,10 @@ Status Vault::append_messages(int64_t id,
   Stmt up(db_, "UPDATE conversations SET updated = ?1 WHERE id = ?2");
   if (!up.ok() || up.bind(1, now).bind(2, id).step() != SQLITE_DONE)
     return rollback(fmt::format("{}: {}", db_path(), up.error()));
-  return exec("COMMIT;");
+  // A COMMIT that fails (disk full) may leave the transaction open: end it, or the next turn
+  // could not begin one.
+  if (Status s = exec("COMMIT;"); !s) return rollback(s.error());
+  return Status::ok();
 }
 
 Expected<std::vector<Conversation>> Vault::list() {

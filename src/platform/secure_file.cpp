@@ -19,6 +19,8 @@ std::string dir_of(const std::string& path) {
   return p.has_parent_path() ? p.parent_path().string() : std::string(".");
 }
 
+}  // namespace
+
 Status write_all(int fd, std::string_view data, const std::string& what) {
   size_t done = 0;
   while (done < data.size()) {
@@ -29,8 +31,6 @@ Status write_all(int fd, std::string_view data, const std::string& what) {
   }
   return Status::ok();
 }
-
-}  // namespace
 
 Status fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -47,16 +47,18 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
       path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return make_error("{}: cannot create: {}", tmp, std::strerror(errno));
-  Status s = write_all(fd, data, tmp);
+  // Errors name the target, not the temporary file, which is removed.
+  Status s = write_all(fd, data, path);
   if (s && ::fchmod(fd, mode) != 0)
-    s = make_error("{}: chmod failed: {}", tmp, std::strerror(errno));
-  if (s && ::fsync(fd) != 0) s = make_error("{}: fsync failed: {}", tmp, std::strerror(errno));
-  if (::close(fd) != 0 && s) s = make_error("{}: close failed: {}", tmp, std::strerror(errno));
+    s = make_error("{}: chmod failed: {}", path, std::strerror(errno));
+  if (s && ::fsync(fd) != 0) s = make_error("{}: fsync failed: {}", path, std::strerror(errno));
+  if (::close(fd) != 0 && s) s = make_error("{}: close failed: {}", path, std::strerror(errno));
   if (s && ::rename(tmp.c_str(), path.c_str()) != 0)
     s = make_error("{}: rename failed: {}", path, std::strerror(errno));
   if (!s) {
     ::unlink(tmp.c_str());
-    return s;
+    return make_error("{} (nothing was written; a previous file of that name is unchanged)",
+                      s.error());
   }
   return fsync_dir(dir_of(path));
 }

@@ -15,6 +15,10 @@ namespace hearth::platform {
 // Writes `data` to `path` atomically with permission bits `mode` (e.g. 0600).
 Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode = 0600);
 
+// Writes all of `data` to `fd` (retrying short writes and EINTR); `what` names the file in
+// the error, which carries the system's reason (e.g. "No space left on device").
+Status write_all(int fd, std::string_view data, const std::string& what);
+
 // Reads a whole file (at most max_bytes).
 Expected<std::string> read_file(const std::string& path, size_t max_bytes = 64u << 20);
 

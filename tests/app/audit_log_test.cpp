@@ -2,8 +2,10 @@
 #include "app/audit_log.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -107,6 +109,28 @@ TEST_F(AuditChain, AppendAfterIncompleteLineRefuses) {
   AuditLog log(path, key);
   EXPECT_FALSE(log.append("x", nlohmann::json::object()));
   EXPECT_FALSE(verify(false).ok);
+}
+
+// A disk that fills in the middle of an entry (here: a file size limit a few bytes past the
+// end, which cuts the write short the same way) fails the append and leaves the log as it
+// was: no half line that would make every later append refuse.
+TEST_F(AuditChain, FailedWriteLeavesNoHalfLine) {
+  const auto size = fs::file_size(path);
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  struct rlimit small = old;
+  small.rlim_cur = size + 20;
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto failed = AuditLog(path, key).append("conversation_stored", {{"id", 99}});
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(fs::file_size(path), size);
+  auto next = AuditLog(path, key).append("conversation_stored", {{"id", 5}});
+  ASSERT_TRUE(next) << next.error();
+  head = *next;
+  EXPECT_TRUE(verify().ok);
 }
 
 }  // namespace
