@@ -33,6 +33,7 @@ struct ServerOptions {
   double timeout_seconds = 300;   // per request, queueing included
   engine::ContextParams context;  // per slot
   std::string model_id;           // the name the APIs report and accept
+  bool log_content = false;       // prompts and answers to stderr (app/content_log.h)
 };
 
 class Server {

@@ -3,8 +3,10 @@
 
 #include <atomic>
 #include <cctype>
+#include <nlohmann/json.hpp>
 #include <random>
 
+#include "app/content_log.h"
 #include "app/server_routes.h"
 
 namespace hearth::app {
@@ -17,6 +19,27 @@ std::string lower(std::string s) {
 
 ApiError error_of(int status, std::string type, std::string message, std::string param = "") {
   return ApiError{status, std::move(type), std::move(message), std::move(param)};
+}
+
+// --log-content: the number of the request this thread handles. httplib runs a request's
+// handler and its streaming content provider on the same thread (server.cpp's request
+// timer relies on that too), so start_job and record_generation see the same number.
+thread_local uint64_t t_content_request = 0;
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The request's text: the messages for chat kinds, else the prompt (and Ollama's system).
+std::string prompt_json(const ParsedRequest& r) {
+  if (r.kind == ApiKind::kOpenAiChat || r.kind == ApiKind::kOllamaChat) {
+    nlohmann::json messages = nlohmann::json::array();
+    for (const auto& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+    return dump(messages);
+  }
+  nlohmann::json j{{"prompt", r.prompt}};
+  if (!r.system.empty()) j["system"] = r.system;
+  return dump(j);
 }
 
 }  // namespace
@@ -71,6 +94,11 @@ std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const
                     fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
                                 state.options.model_id),
                     "model");
+  if (state.options.log_content) {
+    static std::atomic<uint64_t> requests{0};
+    t_content_request = ++requests;
+    log_content(t_content_request, "prompt", prompt_json(r));
+  }
   auto prompt = build_prompt(state, r);
   if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
   engine::GenerateParams gen = r.gen;
@@ -113,6 +141,7 @@ bool pump_job(
 
 void record_generation(ServerState& state, const Expected<engine::GenerateResult>& result) {
   if (!result) return;
+  if (state.options.log_content) log_content(t_content_request, "answer", dump(result->text));
   state.metrics.record_generation(result->n_prompt, result->n_prompt_evaluated, result->n_decoded,
                                   result->prefill_seconds, result->decode_seconds);
 }

@@ -129,7 +129,10 @@ void register_run(CLI::App& app, int& exit_code) {
         fmt::print(stderr, "[system prompt set; the conversation continues]\n");
         continue;
       }
-      if (line[0] == '/') { fmt::print(stderr, "unknown command {}. {}", line, kHelp); continue; }
+      if (line[0] == '/') {  // the command word only: the rest may be a prompt, kept out of logs
+        fmt::print(stderr, "unknown command {}. {}", line.substr(0, line.find(' ')), kHelp);
+        continue;
+      }
       if (!valid_utf8(line)) { fmt::print(stderr, "hearth: that line is not valid UTF-8; try again\n"); continue; }
       if (!stream_answer(**chat, line, guard, o->verbose, exit_code)) {
         exit_code = 0;  // a failed turn is reported; the chat goes on

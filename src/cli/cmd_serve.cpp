@@ -28,6 +28,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     double timeout = 300;
     size_t max_body = 1u << 20;
     std::string cors_origin;
+    bool log_content = false;
     bool require_sandbox = false;
   };
   auto o = std::make_shared<Opts>();
@@ -59,6 +60,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_flag("--require-sandbox", o->require_sandbox,
                 "Refuse to serve unless the process can confine itself fully (Landlock with "
                 "network rules, and seccomp)");
+  cmd->add_flag("--log-content", o->log_content,
+                "Write each request's prompt and answer text to stderr (off by default: no log "
+                "ever holds what users write)");
   o->context.add(cmd);
   cmd->callback([o, cmd, &exit_code] {
     // The config's [serve] values apply where no flag was given (app/config.h).
@@ -124,6 +128,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     so.timeout_seconds = o->timeout;
     so.context = *ctx;
     so.model_id = std::filesystem::path(*path).stem().string();
+    so.log_content = o->log_content;
     const std::string listen = so.listen;
     const std::string model_id = so.model_id;
 
@@ -160,6 +165,9 @@ void register_serve(CLI::App& app, int& exit_code) {
                ctx->n_ctx);
     fmt::print("hearth: sandbox: {}\n", sandbox->describe());
     fmt::print("hearth: API key: `hearth key show`; Ctrl-C stops the server\n");
+    if (o->log_content)
+      fmt::print(stderr,
+                 "hearth: --log-content: prompts and answers go to stderr, marked [content]\n");
     std::fflush(stdout);
     app::Server* srv = server->get();
     std::thread waiter([srv, signals] {
