@@ -315,7 +315,10 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
     return m.current();
   v.version = m.versions.empty() ? 1 : m.current().version + 1;
   m.versions.push_back(v);
-  if (Status s = save(m); !s) return Error{s.error()};
+  if (Status s = save(m); !s) {
+    (void)drop_blob_if_unused(v.sha256);  // e.g. a disk that filled up after the blob
+    return Error{s.error()};
+  }
   return v;
 }
 

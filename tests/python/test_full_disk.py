@@ -102,6 +102,22 @@ def test_import_larger_than_the_free_space(disk, tmp_path):
     ok(hearth(home, "generate", "tiny", "-p", "ab", "-n", "2", "--temp", "0"))
 
 
+def test_import_whose_manifest_does_not_fit_leaves_no_blob(disk, tmp_path):
+    home = disk
+    ok(hearth(home, "import", tiny_llama(tmp_path / "old.gguf", n_layer=2), "--name", "old"))
+    before = all_files(home)
+    tiny = tiny_llama(tmp_path / "tiny.gguf")
+    filler = fill(disk)
+    pages = -(-tiny.stat().st_size // 4096)
+    os.truncate(filler, filler.stat().st_size - pages * 4096)  # room for the blob, not the manifest
+
+    r = hearth(home, "import", tiny, "--name", "tiny")
+    one_line_error(r, ENOSPC_WORDS, "manifests/tiny.json")
+    assert all_files(home) == before | {"filler"}, "the blob outlived its failed manifest"
+    filler.unlink()
+    assert "old" in ok(hearth(home, "list")) and "ok" in ok(hearth(home, "verify", "old")).lower()
+
+
 def test_history_export_onto_a_full_disk(disk, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
