@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "hearth 0.1.0");
   app.footer("Models live in $HEARTH_MODELS (default ~/.local/share/hearth/models).\n"
+             "Settings: $HEARTH_CONFIG (default ~/.config/hearth/config.toml; see README.md).\n"
              "Run `hearth COMMAND --help` for a command's flags.");
   int exit_code = 0;
   hearth::cli::register_run(app, exit_code);

@@ -214,6 +214,16 @@ def test_part_longer_than_the_file_starts_over(home, server, cert, model):
     assert (home / "blobs" / f"sha256-{sha}").read_bytes() == model and parts(home) == []
 
 
+def test_right_hash_but_not_a_model_is_not_imported(home, server, cert):
+    server.payload = b"GGUF" + b"\0" * 100  # not a loadable model
+    sha = hashlib.sha256(server.payload).hexdigest()
+    r = pull(home, f"{server.url}/tiny.gguf", "--sha256", sha, "--cacert", cert[0])
+    expect_error(r, "cannot import")
+    assert "the download was deleted" in out(r)
+    assert manifests(home) == [] and parts(home) == []
+    assert not list((home / "blobs").glob("sha256-*"))
+
+
 def test_ctrl_c_keeps_a_resumable_part(home, server, cert, model):
     sha = hashlib.sha256(model).hexdigest()
     half = len(model) // 2
