@@ -24,7 +24,8 @@ class Model {
   const ArchModel& arch() const { return *arch_; }
   const HParams& hparams() const { return arch_->hparams(); }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  // tokenizer.chat_template, when the file has one.
+  // tokenizer.chat_template, or when the file has none the architecture's default
+  // (default_chat_template: Gemma's for gemma3); nullopt when there is neither.
   std::optional<std::string> chat_template() const;
   // Bytes the KV cache takes for n_ctx positions.
   int64_t kv_bytes(int64_t n_ctx) const;
