@@ -23,10 +23,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("HEARTH_BIN", REPO / "build" / "hearth"))
-MODEL_DIR = Path(os.environ.get("HEARTH_MODELS", Path.home() / ".local/share/hearth/models"))
-MODEL = MODEL_DIR / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from test_cli import BIN, MODEL
 
 pytestmark = [
     pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built"),
@@ -41,7 +38,7 @@ def env(tmp_path):
     home.mkdir()
     user.mkdir()
     e = {k: v for k, v in os.environ.items() if not k.startswith("XDG_") and k != "HEARTH_PASSPHRASE"}
-    e.update(HEARTH_HOME=str(home), HOME=str(user), HEARTH_MODELS=str(MODEL_DIR))
+    e.update(HEARTH_HOME=str(home), HOME=str(user), HEARTH_MODELS=str(MODEL.parent))
     return e
 
 

@@ -36,10 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("HEARTH_BIN", REPO / "build" / "hearth"))
-MODEL_DIR = Path(os.environ.get("HEARTH_MODELS", Path.home() / ".local/share/hearth/models"))
-MODEL = MODEL_DIR / "SmolLM2-135M-Instruct.Q4_1.gguf"
+from test_cli import BIN, MODEL
 CONTROL_PORT = 9  # discard: nothing listens on the host end, which answers with a reset
 
 
@@ -66,6 +63,17 @@ def _http(port: int, method: str, path: str, key: str = "", body: dict | None = 
     if r.status != 200:
         raise SystemExit(f"{method} {path}: HTTP {r.status}: {data[:300]!r}")
     return data
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGINT (how serve and tcpdump are stopped cleanly), then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_flows(home: Path) -> None:
@@ -105,12 +113,7 @@ def run_flows(home: Path) -> None:
                    {"model": model, "prompt": "Say hello.", "options": {"num_predict": 8}})
         assert b'"done":true' in nd.replace(b" ", b""), nd[-200:]
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+        interrupt(serve, 20)
     if serve.returncode != 0:
         raise SystemExit(f"serve exited {serve.returncode}: {serve.stderr.read()}")
     export = home / "export.json"
@@ -228,13 +231,7 @@ def capture(netns, tmp_path):
             time.sleep(0.05)
         yield proc, pcap
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc, 10)
 
 
 def read_pcap(path: Path) -> list[tuple[float, bytes]]:
@@ -275,8 +272,7 @@ def test_main_flows_send_no_packet(netns, capture, tmp_path):
     control = netns.run(sys.executable, __file__, "control", netns.host_ip, timeout=30)
     assert control.returncode == 0, control.stderr
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=10)
+    interrupt(proc, 10)
 
     packets = read_pcap(pcap)
     during_flows = [describe(f) for ts, f in packets if ts < control_start]
