@@ -13,10 +13,12 @@ the default model, `hearth run -p`, `hearth serve` with chats through the OpenAI
 (streamed and not) and the Ollama API (chat and generate), the web page and its assets
 over plain HTTP, `hearth history export`, `hearth doctor`, `hearth list`, `hearth verify`.
 
-A real browser is left out: Chromium's own background traffic (component updates, safe
-browsing, DNS prefetch) would either show up in the capture or have to be silenced with
-resolver rules that would also hide any request the page made; the page's assets are fetched
-here over HTTP and the page's own tests check it references no other host.
+A real browser is left out: headless Chromium loading the page in such a namespace, even
+with --disable-background-networking --disable-component-update --disable-sync and more, was
+seen looking up clients2.google.com, update.googleapis.com, accounts.google.com and
+content-autofill.googleapis.com within 2 s. Silencing it with resolver rules would also hide
+any request the page made. The page and its assets are fetched here over HTTP, and the
+page's own tests check it references no other host.
 
 Positive control: after the flows, a TCP connect from inside the namespace to the host end
 of the veth must appear in the same capture. Every packet in the capture must come after
