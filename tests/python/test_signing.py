@@ -227,11 +227,11 @@ def serve_banner(home: Path, *flags, config: str) -> str:
         p.wait(timeout=30)
 
 
-def test_serve_takes_port_parallel_and_ctx_from_config_and_flags_win(home, tmp_path):
+def test_serve_takes_port_parallel_threads_ctx_from_config_and_flags_win(home, tmp_path):
     setup_model(home, tmp_path)
-    cfg = "ctx = 32\n[serve]\nport = 0\nparallel = 1\n"
+    cfg = "ctx = 32\nthreads = 1\n[serve]\nport = 0\nparallel = 1\n"
     text = serve_banner(home, config=cfg)
-    assert "(1 slots" in text and "context 32 tokens" in text, text
+    assert "(1 slots x 1 threads" in text and "context 32 tokens" in text, text
     assert not re.search(r":11435/", text), text  # port 0 from the config: any free port
     text = serve_banner(home, "--parallel", "2", "--ctx", "16", config=cfg)
     assert "(2 slots" in text and "context 16 tokens" in text, text
