@@ -22,6 +22,8 @@ namespace hearth::app {
 
 inline constexpr int kDefaultServerPort = 11435;
 
+class ServerHistory;  // app/server_history.h
+
 struct ServerOptions {
   std::string listen = "127.0.0.1";  // a non-loopback address needs an api_key
   int port = kDefaultServerPort;     // 0: any free port (see Server::port())
@@ -33,6 +35,7 @@ struct ServerOptions {
   double timeout_seconds = 300;   // per request, queueing included
   engine::ContextParams context;  // per slot
   std::string model_id;           // the name the APIs report and accept
+  std::shared_ptr<ServerHistory> history;  // finished chats are stored here; null: none
   bool log_content = false;       // prompts and answers to stderr (app/content_log.h)
 };
 

@@ -1,5 +1,6 @@
 // Ollama-compatible routes: /api/chat, /api/generate (NDJSON streams: one JSON object per
-// line, the last with "done": true and the eval counts), /api/tags, /api/show, /api/version.
+// line, the last with "done": true and the eval counts), /api/embed, /api/embeddings,
+// /api/tags, /api/show, /api/version.
 // Errors are Ollama's shape: {"error": "message"}.
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -46,7 +47,9 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
                        httplib::Response& res) {
   ParseResult parsed = parse_request(kind, req.body);
   if (!parsed.request) return send_error(res, parsed.error.status, parsed.error.message);
-  const ParsedRequest& r = *parsed.request;
+  // Shared with the stream's content provider, which stores the finished chat.
+  const auto request = std::make_shared<const ParsedRequest>(std::move(*parsed.request));
+  const ParsedRequest& r = *request;
   auto started = start_job(state, r);
   if (auto* e = std::get_if<ApiError>(&started)) return send_error(res, e->status, e->message);
   std::shared_ptr<Job> job = std::get<std::shared_ptr<Job>>(started);
@@ -81,12 +84,13 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
       const ApiError e = job_error(*job, result ? "generation stopped" : result.error());
       return send_error(res, e.status, e.message);
     }
+    store_history(state, r, *result);
     res.set_content(dump(final_record(*result, result->text)), "application/json");
     return;
   }
   res.set_chunked_content_provider(
       "application/x-ndjson",
-      [&state, job, record, final_record](size_t, httplib::DataSink& sink) {
+      [&state, job, request, record, final_record](size_t, httplib::DataSink& sink) {
         auto piece = [&](std::string_view text) { return dump(record(text, false)) + "\n"; };
         auto end = [&](const Expected<engine::GenerateResult>& result) {
           if (!result || job->expired())
@@ -94,6 +98,7 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
                        {"error",
                         job_error(*job, result ? "generation stopped" : result.error()).message}}) +
                    "\n";
+          store_history(state, *request, *result);
           return dump(final_record(*result, "")) + "\n";
         };
         return pump_job(state, *job, sink, piece, end);
@@ -101,9 +106,37 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
       [job](bool) { job->cancel(); });
 }
 
+// /api/embed ({"embeddings": [[...]]} with counts) and the older /api/embeddings
+// ({"embedding": [...]}).
+void handle_embeddings(ServerState& state, EmbedApi api, const httplib::Request& req,
+                       httplib::Response& res) {
+  const EmbeddingParseResult parsed = parse_embedding_request(api, req.body);
+  if (!parsed.request) return send_error(res, parsed.error.status, parsed.error.message);
+  auto done = state.embedder.embed(state, *parsed.request);
+  if (auto* e = std::get_if<ApiError>(&done)) return send_error(res, e->status, e->message);
+  const Embeddings& emb = std::get<Embeddings>(done);
+  json body;
+  if (api == EmbedApi::kOllamaLegacy) {
+    body = {{"embedding", emb.vectors.at(0)}};
+  } else {
+    body = {{"model", state.options.model_id},
+            {"embeddings", emb.vectors},
+            {"total_duration", ns(emb.seconds)},
+            {"load_duration", 0},
+            {"prompt_eval_count", emb.n_tokens}};
+  }
+  res.set_content(dump(body), "application/json");
+}
+
 }  // namespace
 
 void register_ollama_routes(httplib::Server& http, ServerState& state) {
+  http.Post("/api/embed", [&state](const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(state, EmbedApi::kOllamaEmbed, req, res);
+  });
+  http.Post("/api/embeddings", [&state](const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(state, EmbedApi::kOllamaLegacy, req, res);
+  });
   http.Post("/api/chat", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_generation(state, ApiKind::kOllamaChat, req, res);
   });

@@ -1,4 +1,4 @@
-// OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/models.
+// OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/models, /v1/embeddings.
 // Streams are server-sent events: "data: {json}\n\n" per piece, then "data: [DONE]\n\n".
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -45,7 +45,9 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
                        httplib::Response& res) {
   ParseResult parsed = parse_request(kind, req.body);
   if (!parsed.request) return send_error(res, parsed.error);
-  const ParsedRequest& r = *parsed.request;
+  // Shared with the stream's content provider, which stores the finished chat.
+  const auto request = std::make_shared<const ParsedRequest>(std::move(*parsed.request));
+  const ParsedRequest& r = *request;
   auto started = start_job(state, r);
   if (auto* e = std::get_if<ApiError>(&started)) return send_error(res, *e);
   std::shared_ptr<Job> job = std::get<std::shared_ptr<Job>>(started);
@@ -61,6 +63,7 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
     record_generation(state, result);
     if (!result) return send_error(res, job_error(*job, result.error()));
     if (job->expired()) return send_error(res, job_error(*job, "generation stopped"));
+    store_history(state, r, *result);
     json choice = {
         {"index", 0}, {"finish_reason", finish_reason(result->reason)}, {"logprobs", nullptr}};
     if (chat)
@@ -93,7 +96,7 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&state, job, chunk, chat, include_usage, id, created, model, chunk_object](
+      [&state, job, request, chunk, chat, include_usage, id, created, model, chunk_object](
           size_t, httplib::DataSink& sink) {
         if (chat) {
           const std::string first = sse(chunk(
@@ -113,6 +116,7 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
           if (!result || job->expired()) {
             out = sse(error_json(job_error(*job, result ? "generation stopped" : result.error())));
           } else {
+            store_history(state, *request, *result);
             json c = chat ? json{{"delta", json::object()},
                                  {"finish_reason", finish_reason(result->reason)}}
                           : json{{"text", ""}, {"finish_reason", finish_reason(result->reason)}};
@@ -132,9 +136,33 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
       [job](bool) { job->cancel(); });
 }
 
+void handle_embeddings(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  const EmbeddingParseResult parsed = parse_embedding_request(EmbedApi::kOpenAi, req.body);
+  if (!parsed.request) return send_error(res, parsed.error);
+  const EmbeddingRequest& r = *parsed.request;
+  auto done = state.embedder.embed(state, r);
+  if (auto* e = std::get_if<ApiError>(&done)) return send_error(res, *e);
+  const Embeddings& emb = std::get<Embeddings>(done);
+  json data = json::array();
+  for (size_t i = 0; i < emb.vectors.size(); ++i) {
+    data.push_back({{"object", "embedding"},
+                    {"index", i},
+                    {"embedding", r.base64 ? json(embedding_base64(emb.vectors[i]))
+                                           : json(emb.vectors[i])}});
+  }
+  json body = {{"object", "list"},
+               {"data", std::move(data)},
+               {"model", state.options.model_id},
+               {"usage", {{"prompt_tokens", emb.n_tokens}, {"total_tokens", emb.n_tokens}}}};
+  res.set_content(body.dump(), "application/json");
+}
+
 }  // namespace
 
 void register_openai_routes(httplib::Server& http, ServerState& state) {
+  http.Post("/v1/embeddings", [&state](const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(state, req, res);
+  });
   http.Post("/v1/chat/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_generation(state, ApiKind::kOpenAiChat, req, res);
   });

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <variant>
 
@@ -19,6 +20,32 @@
 
 namespace hearth::app {
 
+struct ServerState;
+
+// Embedding vectors of one request, in input order.
+struct Embeddings {
+  std::vector<std::vector<float>> vectors;  // each [n_embd], unit L2 norm
+  int64_t n_tokens = 0;                     // tokens over all inputs
+  double seconds = 0;
+};
+
+// Embeddings run in an engine::Context of their own, apart from the slots, so that they
+// never touch a chat's cache. It is made on the first request (a server that never embeds
+// pays no memory for it) and serves one request at a time (mutex_ guards ctx_).
+class Embedder {
+ public:
+  // 404 unknown model, 400 bad dimensions / token ids / too long (unless truncate), 504
+  // when the wait for the context or the work passes the request timeout.
+  std::variant<Embeddings, ApiError> embed(ServerState& state, const EmbeddingRequest& request);
+
+ private:
+  std::timed_mutex mutex_;
+  std::unique_ptr<engine::Context> ctx_;
+};
+
+// OpenAI's encoding_format "base64": the float32 values' little-endian bytes, in base64.
+std::string embedding_base64(const std::vector<float>& v);
+
 struct ServerState {
   const engine::Model& model;
   ServerOptions options;
@@ -27,6 +54,7 @@ struct ServerState {
   std::unique_ptr<Scheduler> scheduler;
   Metrics metrics;
   int64_t started_unix = 0;
+  Embedder embedder{};
 };
 
 // True when a request's "model" names the served model (its id, with or without .gguf or
@@ -59,6 +87,11 @@ std::string response_id(const char* prefix);
 
 // Status and message for a job that ended in an error (504 timeout, 500 otherwise).
 ApiError job_error(const Job& job, const std::string& message);
+
+// Stores a finished chat (OpenAI or Ollama chat kinds) in the vault unless the server keeps
+// no history or the generation was cancelled; a failure is a warning on stderr.
+void store_history(ServerState& state, const ParsedRequest& request,
+                   const engine::GenerateResult& result);
 
 // "stop" or "length" (OpenAI's finish_reason; Ollama's done_reason).
 const char* finish_reason(engine::StopReason reason);

@@ -12,8 +12,10 @@
 #include "app/model_paths.h"
 #include "app/server.h"
 #include "app/server_auth.h"
+#include "app/server_history.h"
 #include "cli/common.h"
 #include "cli/confine.h"
+#include "cli/vault_access.h"
 
 namespace hearth::cli {
 
@@ -28,6 +30,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     double timeout = 300;
     size_t max_body = 1u << 20;
     std::string cors_origin;
+    bool no_history = false;
     bool log_content = false;
     bool require_sandbox = false;
   };
@@ -63,6 +66,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_flag("--log-content", o->log_content,
                 "Write each request's prompt and answer text to stderr (off by default: no log "
                 "ever holds what users write)");
+  cmd->add_flag("--no-history", o->no_history,
+                "Keep nothing: do not store chats in the encrypted vault (by default each "
+                "finished chat is stored; `hearth history` lists them)");
   o->context.add(cmd);
   cmd->callback([o, cmd, &exit_code] {
     // The config's [serve] values apply where no flag was given (app/config.h).
@@ -101,6 +107,16 @@ void register_serve(CLI::App& app, int& exit_code) {
       exit_code = fail(key.error());
       return;
     }
+    // The vault opens before the model loads, so that a missing passphrase fails fast.
+    std::unique_ptr<app::Vault> vault;
+    if (!o->no_history) {
+      auto v = open_vault(true, /*may_prompt=*/false);
+      if (!v) {
+        exit_code = fail(v.error() + ", or run hearth serve with --no-history to keep nothing");
+        return;
+      }
+      vault = std::move(*v);
+    }
     auto path = app::resolve_model(o->model.model);
     if (!path) {
       exit_code = fail(path.error());
@@ -110,6 +126,13 @@ void register_serve(CLI::App& app, int& exit_code) {
     if (!model) {
       exit_code = fail(model.error());
       return;
+    }
+    std::shared_ptr<app::ServerHistory> history;
+    if (vault) {
+      const std::string label = model_label(o->model.model);
+      if (Status s = vault->audit("model_loaded", {{"model", label}}); !s)
+        fmt::print(stderr, "hearth: warning: the audit log was not written: {}\n", s.error());
+      history = std::make_shared<app::ServerHistory>(std::move(vault), label);
     }
     auto ctx = o->context.params(**model);
     if (!ctx) {
@@ -128,6 +151,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     so.timeout_seconds = o->timeout;
     so.context = *ctx;
     so.model_id = std::filesystem::path(*path).stem().string();
+    so.history = history;
     so.log_content = o->log_content;
     const std::string listen = so.listen;
     const std::string model_id = so.model_id;
@@ -164,6 +188,9 @@ void register_serve(CLI::App& app, int& exit_code) {
                model_id, host, (*server)->port(), o->parallel, (*server)->threads_per_slot(),
                ctx->n_ctx);
     fmt::print("hearth: sandbox: {}\n", sandbox->describe());
+    fmt::print("hearth: history: {}\n",
+               history ? "finished chats are stored encrypted in the vault (--no-history: none)"
+                       : "off (--no-history)");
     fmt::print("hearth: API key: `hearth key show`; Ctrl-C stops the server\n");
     if (o->log_content)
       fmt::print(stderr,

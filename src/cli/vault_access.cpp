@@ -46,7 +46,7 @@ std::optional<std::string> env(const char* name) {
 
 }  // namespace
 
-Expected<std::unique_ptr<app::Vault>> open_vault(bool create) {
+Expected<std::unique_ptr<app::Vault>> open_vault(bool create, bool may_prompt) {
   const std::string dir = app::data_dir();
   auto holding = app::Vault::probe(dir);
   if (!holding) return Error{holding.error()};
@@ -56,6 +56,9 @@ Expected<std::unique_ptr<app::Vault>> open_vault(bool create) {
   std::optional<std::string> pass = env("HEARTH_PASSPHRASE");
   if (!pass) {
     if (*holding == app::KeyHolding::kPassphrase) {
+      if (!may_prompt)
+        return make_error("the vault in {} is protected by a passphrase: set HEARTH_PASSPHRASE",
+                          dir);
       auto p = prompt_tty("Vault passphrase: ");
       if (!p) return Error{p.error()};
       pass = std::move(*p);
@@ -83,17 +86,16 @@ Expected<std::unique_ptr<HistoryHook>> HistoryHook::open() {
   return h;
 }
 
+std::string model_label(const std::string& model_arg) {
+  auto path = app::resolve_model(model_arg);
+  if (!path) return model_arg;
+  app::ModelStore store(app::data_dir());
+  if (auto sha = store.hash_of_blob_path(*path)) return "sha256:" + *sha;
+  return "file:" + std::filesystem::path(*path).filename().string();
+}
+
 void HistoryHook::model_loaded(const std::string& model_arg) {
-  // The model by hash when it comes from the store; else by file name (never hashed here: too
-  // slow).
-  std::string model = model_arg;
-  if (auto path = app::resolve_model(model_arg)) {
-    app::ModelStore store(app::data_dir());
-    if (auto sha = store.hash_of_blob_path(*path))
-      model = "sha256:" + *sha;
-    else
-      model = "file:" + std::filesystem::path(*path).filename().string();
-  }
+  const std::string model = model_label(model_arg);
   if (Status s = vault_->audit("model_loaded", {{"model", model}}); !s)
     fmt::print(stderr, "hearth: warning: the audit log was not written: {}\n", s.error());
   recorder_ = std::make_unique<app::TurnRecorder>(*vault_, model);

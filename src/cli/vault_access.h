@@ -13,9 +13,14 @@
 namespace hearth::cli {
 
 // The vault in the data directory. The passphrase is $HEARTH_PASSPHRASE, else (for a
-// vault that has one) asked on the terminal without echo. Without `create`, a missing
-// vault is an error (commands that only read must not leave a vault behind).
-Expected<std::unique_ptr<app::Vault>> open_vault(bool create = false);
+// vault that has one) asked on the terminal without echo, or with !may_prompt (a server)
+// an error telling the user to set HEARTH_PASSPHRASE. Without `create`, a missing vault is
+// an error (commands that only read must not leave a vault behind).
+Expected<std::unique_ptr<app::Vault>> open_vault(bool create = false, bool may_prompt = true);
+
+// How the vault and the audit log name a model argument: "sha256:HEX" when it comes from
+// the store, else "file:NAME" (never hashed here: too slow).
+std::string model_label(const std::string& model_arg);
 
 // A new passphrase: $HEARTH_NEW_PASSPHRASE, else asked twice on the terminal. Empty
 // means "no passphrase" (a key file).
