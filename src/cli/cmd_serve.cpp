@@ -49,7 +49,7 @@ void register_serve(CLI::App& app, int& exit_code) {
       "--listen", o->listen,
       "Address to bind instead of 127.0.0.1, e.g. a LAN address (reachable from other machines; "
       "the API key guards it)");
-  cmd->add_option("--parallel", o->parallel, "Requests generated at the same time (slots)")
+  cmd->add_option("--parallel", o->parallel, "Requests generated at the same time (slots, decoded in one batch)")
       ->capture_default_str();
   cmd->add_option("--queue", o->queue, "Requests that may wait for a slot; more get 503")
       ->capture_default_str();
