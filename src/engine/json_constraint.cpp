@@ -340,6 +340,7 @@ JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
     ++count[static_cast<unsigned char>(piece[0]) + 1];
   }
   offset_[n] = static_cast<uint32_t>(bytes_.size());
+  kept_.resize(n);
   group_.assign(257, 0);
   for (size_t b = 1; b <= 256; ++b) group_[b] = group_[b - 1] + count[b];
   by_first_.resize(group_[256]);
@@ -356,7 +357,7 @@ std::string_view JsonTokenFilter::bytes(int32_t token) const {
   return std::string_view(bytes_).substr(offset_[i], offset_[i + 1] - offset_[i]);
 }
 
-size_t JsonTokenFilter::mask(float* logits) const {
+size_t JsonTokenFilter::mask(float* logits) {
   size_t allowed = 0;
   if (rec_.complete()) {
     for (int32_t id = 0; id < n_vocab_; ++id) {
@@ -367,25 +368,41 @@ size_t JsonTokenFilter::mask(float* logits) const {
     }
     return allowed;
   }
+  // The recogniser after each possible first byte, and how many tokens those that it takes
+  // begin.
+  size_t candidates = 0;
+  for (unsigned b = 0; b < 256; ++b) {
+    after_first_[b] = rec_;
+    if (after_first_[b].feed(static_cast<unsigned char>(b))) candidates += group_[b + 1] - group_[b];
+  }
+  // A token of an accepted group stays when its other bytes are accepted too. Already
+  // impossible logits (-inf, or NaN, which the sampler drops) are not looked at.
+  auto valid = [&](unsigned b, int32_t id) {
+    if (!(logits[id] > kNegInf)) return false;
+    const JsonRecognizer& r = after_first_[b];
+    if (r.in_plain_string() && (flags_[static_cast<size_t>(id)] & kPlainTail)) return true;
+    JsonRecognizer walk = r;
+    return walk.feed(bytes(id).substr(1));
+  };
+  if (candidates * 4 < static_cast<size_t>(n_vocab_)) {
+    // Few candidates (between values, in numbers): set the kept ones aside and clear the row
+    // in one sweep, rather than writing -inf at scattered places.
+    size_t n_kept = 0;
+    for (unsigned b = 0; b < 256; ++b) {
+      if (after_first_[b].failed()) continue;
+      for (uint32_t i = group_[b]; i < group_[b + 1]; ++i)
+        if (valid(b, by_first_[i])) kept_[n_kept++] = {by_first_[i], logits[by_first_[i]]};
+    }
+    std::fill(logits, logits + n_vocab_, kNegInf);
+    for (size_t i = 0; i < n_kept; ++i) logits[kept_[i].first] = kept_[i].second;
+    return n_kept;
+  }
   for (int32_t id : no_bytes_) logits[id] = kNegInf;
   for (unsigned b = 0; b < 256; ++b) {
-    const int32_t* first = by_first_.data() + group_[b];
-    const int32_t* last = by_first_.data() + group_[b + 1];
-    JsonRecognizer after_first = rec_;
-    if (!after_first.feed(static_cast<unsigned char>(b))) {
-      for (const int32_t* p = first; p != last; ++p) logits[*p] = kNegInf;
-      continue;
-    }
-    const bool plain = after_first.in_plain_string();
-    for (const int32_t* p = first; p != last; ++p) {
-      const int32_t id = *p;
-      if (!(logits[id] > kNegInf)) continue;  // already impossible (or NaN: the sampler drops it)
-      if (plain && (flags_[static_cast<size_t>(id)] & kPlainTail)) {
-        ++allowed;
-        continue;
-      }
-      JsonRecognizer r = after_first;
-      if (r.feed(bytes(id).substr(1)))
+    const bool group_ok = !after_first_[b].failed();
+    for (uint32_t i = group_[b]; i < group_[b + 1]; ++i) {
+      const int32_t id = by_first_[i];
+      if (group_ok && valid(b, id))
         ++allowed;
       else
         logits[id] = kNegInf;

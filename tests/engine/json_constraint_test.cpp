@@ -236,7 +236,7 @@ std::vector<bool> brute_force_allowed(const Tokenizer& tok, const JsonRecognizer
   return ok;
 }
 
-void expect_mask_matches_brute_force(const Tokenizer& tok, const JsonTokenFilter& f,
+void expect_mask_matches_brute_force(const Tokenizer& tok, JsonTokenFilter& f,
                                      const std::string& context) {
   std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.5f);
   const size_t allowed = f.mask(logits.data());
