@@ -1,0 +1,89 @@
+// Kernel micro-benchmarks (Google Benchmark): kernels::matmul per weight type at the shapes
+// of SmolLM2-135M (576 -> 1536, the FFN up projection) and Llama-3.2-1B (2048 -> 8192), on
+// one pool thread (rates use wall time), through the dispatched kernels (HEARTH_ISA caps
+// them as in the product).
+//   matvec/<type>/<shape>: one token (decode); reports weight GB/s read (bytes_per_second).
+//   gemm/<type>/<shape>:   512 tokens (prefill); reports GFLOP/s (2 * rows * cols * tokens).
+// Built when libbenchmark-dev is installed: build-x/kernels_bench [--benchmark_filter=gemm].
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "format/tensor_type.h"
+#include "kernels/ops.h"
+#include "kernels/type_kernels.h"
+#include "platform/thread_pool.h"
+
+namespace {
+
+using hearth::format::TensorType;
+namespace kernels = hearth::kernels;
+
+struct Shape {
+  const char* name;
+  int64_t n_cols, n_rows;
+};
+constexpr Shape kShapes[] = {{"135M", 576, 1536}, {"1B", 2048, 8192}};
+constexpr TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0,
+                                 TensorType::Q4_K, TensorType::Q6_K};
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Weights quantized from random floats by the reference quantizer (valid scales).
+std::vector<uint8_t> weights(TensorType type, const Shape& s) {
+  const kernels::TypeKernels& ref = kernels::type_kernels_ref(type);
+  const int64_t rb = hearth::format::row_bytes(type, s.n_cols);
+  std::vector<uint8_t> w(static_cast<size_t>(rb * s.n_rows));
+  std::vector<float> row = random_floats(s.n_cols, 1);
+  for (int64_t r = 0; r < s.n_rows; ++r) ref.from_float(row.data(), w.data() + r * rb, s.n_cols);
+  return w;
+}
+
+void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tokens) {
+  hearth::platform::ThreadPool pool(1);
+  const std::vector<uint8_t> w = weights(type, s);
+  const std::vector<float> x = random_floats(s.n_cols * n_tokens, 2);
+  std::vector<float> y(static_cast<size_t>(s.n_rows * n_tokens));
+  std::vector<uint8_t> scratch(
+      static_cast<size_t>(kernels::matmul_scratch_bytes(type, s.n_cols, n_tokens)));
+  for (auto _ : state) {
+    kernels::matmul(type, w.data(), s.n_rows, s.n_cols, x.data(), n_tokens, y.data(),
+                    scratch.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(w.size()) * state.iterations());
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(s.n_rows * s.n_cols * n_tokens) * iters * 1e-9,
+      benchmark::Counter::kIsRate);
+  state.SetLabel(kernels::kernels_isa());
+}
+
+int register_all() {
+  for (const Shape& s : kShapes) {
+    for (TensorType t : kTypes) {
+      const std::string name = std::string(hearth::format::type_name(t)) + "/" + s.name;
+      benchmark::RegisterBenchmark(("matvec/" + name).c_str(), run_matmul, t, s, int64_t{1})
+          ->Unit(benchmark::kMicrosecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("gemm/" + name).c_str(), run_matmul, t, s, int64_t{512})
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+  }
+  return 0;
+}
+
+const int kRegistered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
