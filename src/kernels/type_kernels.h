@@ -29,12 +29,33 @@ using GemmFn = void (*)(int64_t n, const void* w, int64_t w_stride, int64_t n_ro
                         const void* x, int64_t x_stride, int64_t n_tokens, float* y,
                         int64_t ldy);
 
+// Prefill path over packed operands (AVX-512 VNNI only; null elsewhere). pack_x quantizes
+// activation rows into token tiles of kPackedTileTokens (one layout for every weight type,
+// see avx512/gemm_packed.cpp): tiles [tile0, tile1) of x [n_tokens, n] f32 into xp, which
+// holds packed_x_bytes(n, n_tokens) bytes; tokens past n_tokens are packed as zeros.
+using PackXFn = void (*)(const float* x, int64_t n, int64_t n_tokens, int64_t tile0,
+                         int64_t tile1, void* xp);
+// y[t * ldy + r] = dot(w row r, x token t), r < n_rows, t < n_tokens, with x packed by
+// pack_x; the weight rows are repacked into 16-row panels on the fly (a few KiB on the
+// stack, no copy of the weights is kept).
+using PackedGemmFn = void (*)(int64_t n, const void* w, int64_t w_stride, int64_t n_rows,
+                              const void* xp, int64_t n_tokens, float* y, int64_t ldy);
+constexpr int64_t kPackedTileTokens = 8;
+// Per block of 32 activations and tile: 8 d, 8 exact s = d * sum(q), 8 f16-rounded s (f32)
+// and 8 x 32 int8 quants.
+constexpr int64_t kPackedXBlockBytes = 3 * 8 * 4 + 8 * 32;
+inline int64_t packed_x_bytes(int64_t n, int64_t n_tokens) {
+  return (n_tokens + kPackedTileTokens - 1) / kPackedTileTokens * (n / 32) * kPackedXBlockBytes;
+}
+
 struct TypeKernels {
   ToFloatFn to_float = nullptr;
   FromFloatFn from_float = nullptr;
   TensorType vec_dot_type = TensorType::F32;
   VecDotFn vec_dot = nullptr;
   GemmFn gemm = nullptr;
+  PackXFn pack_x = nullptr;            // set together with packed_gemm
+  PackedGemmFn packed_gemm = nullptr;
 };
 
 // Dispatched (widest ISA available, capped by HEARTH_ISA) and scalar reference tables.
@@ -57,5 +78,6 @@ void fill_avx512_legacy(KernelTable& t);
 void fill_avx512_k(KernelTable& t);
 void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
 void fill_avx512_gemm(KernelTable& t);
+void fill_avx512_packed(KernelTable& t);  // packed prefill gemm, Q4_0 Q4_1 Q8_0 Q4_K (VNNI)
 
 }  // namespace hearth::kernels

@@ -29,6 +29,7 @@ const TypeKernels& k(const KernelTable& t, TensorType type) {
 KernelTable ref_table() {
   KernelTable t;
   fill_ref_legacy(t);
+  fill_ref_k(t);
   return t;
 }
 
@@ -120,26 +121,87 @@ TEST(Gemm, EveryTableMatchesReferenceVecDotOverSweep) {
   }
 }
 
+// The packed prefill gemm (AVX-512 VNNI) against a double-precision dot of the dequantized
+// weights with the activations as Q8_0 quantizes them (pack_x quantizes the same way), and
+// for the _1 types also against vec_dot itself (pack_x keeps Q8_1's f16-rounded sums).
+TEST(PackedGemm, MatchesReferenceOverSweep) {
+  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  const KernelTable ref = ref_table();
+  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  const TypeKernels& q8 = k(ref, TensorType::Q8_0);
+  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K}) {
+    const TypeKernels& pk = k(t, wt);
+    ASSERT_NE(pk.packed_gemm, nullptr) << format::type_name(wt);
+    const bool k_quant = wt == TensorType::Q4_K;
+    for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 8448} : std::vector<int64_t>{32, 96, 576, 1056}) {
+      for (int64_t rows : {1, 5, 16, 17, 35}) {
+        for (int64_t toks : {1, 7, 8, 9, 19}) {
+          const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 7, 0.3f);
+          const std::vector<float> x = random_floats(toks * n, 11, 0.0f);
+          std::vector<uint8_t> xp(static_cast<size_t>(packed_x_bytes(n, toks)));
+          const int64_t n_tiles = (toks + kPackedTileTokens - 1) / kPackedTileTokens;
+          pk.pack_x(x.data(), n, toks, 0, n_tiles, xp.data());
+          const int64_t wrb = row_bytes(wt, n), ldy = rows + 3;
+          std::vector<float> y(static_cast<size_t>(toks * ldy), -777.0f);
+          pk.packed_gemm(n, w.data(), wrb, rows, xp.data(), toks, y.data(), ldy);
+          std::vector<float> wf(static_cast<size_t>(n)), xf(static_cast<size_t>(n));
+          std::vector<uint8_t> xq(static_cast<size_t>(row_bytes(TensorType::Q8_1, n)));
+          for (int64_t tk = 0; tk < toks; ++tk) {
+            q8.from_float(x.data() + tk * n, xq.data(), n);
+            q8.to_float(xq.data(), xf.data(), n);
+            for (int64_t r = 0; r < rows; ++r) {
+              k(ref, wt).to_float(w.data() + r * wrb, wf.data(), n);
+              double expect = 0, mag = 0;
+              for (int64_t i = 0; i < n; ++i) {
+                expect += static_cast<double>(wf[i]) * xf[i];
+                mag += std::fabs(static_cast<double>(wf[i]) * xf[i]);
+              }
+              const float got = y[static_cast<size_t>(tk * ldy + r)];
+              const std::string where = std::string(format::type_name(wt)) + " n=" +
+                                        std::to_string(n) + " rows=" + std::to_string(rows) +
+                                        " toks=" + std::to_string(toks);
+              if (wt == TensorType::Q4_1) {
+                // vec_dot's Q8_1 sums are f16-rounded: compare with vec_dot itself.
+                k(ref, TensorType::Q8_1).from_float(x.data() + tk * n, xq.data(), n);
+                float vd = 0;
+                k(ref, wt).vec_dot(n, &vd, w.data() + r * wrb, xq.data());
+                ASSERT_NEAR(got, vd, 1e-5 * (1 + mag)) << where;
+              } else {
+                ASSERT_NEAR(got, expect, 1e-5 * (1 + mag)) << where;
+              }
+            }
+            for (int64_t r = rows; r < ldy; ++r)
+              ASSERT_EQ(y[static_cast<size_t>(tk * ldy + r)], -777.0f) << "wrote past n_rows";
+          }
+        }
+      }
+    }
+  }
+}
+
+// 5 tokens take the tiled gemm, 9 the packed prefill gemm where the CPU has one.
 TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   platform::ThreadPool pool(3);
-  const int64_t n = 128, toks = 5;
-  const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32};
-  const int64_t rows[] = {13, 8, 6};
-  std::vector<std::vector<uint8_t>> w;
-  for (int i = 0; i < 3; ++i) w.push_back(quantized_rows(types[i], rows[i], n, 100 + i, 0.1f));
-  const std::vector<float> x = random_floats(toks * n, 5, 0.0f);
-  std::vector<uint8_t> scratch(static_cast<size_t>(3 * matmul_scratch_bytes(TensorType::Q4_1, n, toks)));
-  std::vector<std::vector<float>> shared(3), single(3);
-  MatmulOut outs[3];
-  for (int i = 0; i < 3; ++i) {
-    shared[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
-    single[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
-    outs[i] = {types[i], w[i].data(), rows[i], shared[i].data()};
-  }
-  matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool);
-  for (int i = 0; i < 3; ++i) {
-    matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(), pool);
-    for (size_t j = 0; j < single[i].size(); ++j) ASSERT_FLOAT_EQ(shared[i][j], single[i][j]) << i;
+  const int64_t n = 128;
+  for (const int64_t toks : {5, 9}) {
+    const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32};
+    const int64_t rows[] = {13, 8, 6};
+    std::vector<std::vector<uint8_t>> w;
+    for (int i = 0; i < 3; ++i) w.push_back(quantized_rows(types[i], rows[i], n, 100 + i, 0.1f));
+    const std::vector<float> x = random_floats(toks * n, 5, 0.0f);
+    std::vector<uint8_t> scratch(static_cast<size_t>(3 * matmul_scratch_bytes(TensorType::Q4_1, n, toks)));
+    std::vector<std::vector<float>> shared(3), single(3);
+    MatmulOut outs[3];
+    for (int i = 0; i < 3; ++i) {
+      shared[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
+      single[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
+      outs[i] = {types[i], w[i].data(), rows[i], shared[i].data()};
+    }
+    matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool);
+    for (int i = 0; i < 3; ++i) {
+      matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(), pool);
+      for (size_t j = 0; j < single[i].size(); ++j) ASSERT_FLOAT_EQ(shared[i][j], single[i][j]) << i;
+    }
   }
 }
 

@@ -54,10 +54,12 @@ void fill(KernelTable& t) {
 }  // namespace
 
 void fill_avx512_gemm(KernelTable& t) {
-  if (gemm_use_vnni())
+  if (gemm_use_vnni()) {
     fill<Avx512VnniG>(t);
-  else
+    fill_avx512_packed(t);
+  } else {
     fill<Avx512G>(t);
+  }
 }
 
 }  // namespace hearth::kernels
