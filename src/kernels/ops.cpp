@@ -8,25 +8,31 @@
 
 namespace hearth::kernels {
 
-int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens) {
-  const TypeKernels& k = type_kernels(wtype);
-  return format::row_bytes(k.vec_dot_type, n_cols) * n_tokens + 64;
-}
-
 namespace {
 
-// Rows are handed out in groups of kRowGroup so the gemm tiles stay whole.
-constexpr int64_t kRowGroup = 4;
+// Rows are handed out in groups of kRowGroup so the gemm tiles and packed panels stay whole.
+constexpr int64_t kRowGroup = 16;
 // Below this many input elements the conversion runs on the calling thread: a pool run
 // (a barrier) costs more than converting a decode-sized row.
 constexpr int64_t kSerialConvertElems = 32 * 1024;
 constexpr int64_t kItemsPerThread = 4;
+// From this many tokens on, types with a packed gemm use it (prefill); below, the tiled
+// gemm or vec_dot reads the weights once with nothing to amortize a panel's packing over.
+constexpr int64_t kPackedMinTokens = 8;
+
+bool use_packed(const TypeKernels& k, int64_t n_tokens) {
+  return k.packed_gemm != nullptr && n_tokens >= kPackedMinTokens;
+}
 
 // Rows [r0, r1) of W times every activation row.
-void matmul_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int64_t r0,
-                 int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
+void matmul_rows(const TypeKernels& k, bool packed, const uint8_t* w, int64_t w_row_bytes,
+                 int64_t r0, int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
                  int64_t n_tokens, float* y, int64_t ldy) {
   if (r0 >= r1) return;
+  if (packed) {
+    k.packed_gemm(n_cols, w + r0 * w_row_bytes, w_row_bytes, r1 - r0, xq, n_tokens, y + r0, ldy);
+    return;
+  }
   if (k.gemm) {
     k.gemm(n_cols, w + r0 * w_row_bytes, w_row_bytes, r1 - r0, xq, x_row_bytes, n_tokens, y + r0,
            ldy);
@@ -39,6 +45,13 @@ void matmul_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, in
 
 }  // namespace
 
+int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens) {
+  const TypeKernels& k = type_kernels(wtype);
+  int64_t bytes = format::row_bytes(k.vec_dot_type, n_cols) * n_tokens;
+  if (use_packed(k, n_tokens)) bytes = std::max(bytes, packed_x_bytes(n_cols, n_tokens));
+  return bytes + 64;
+}
+
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
             platform::ThreadPool& pool) {
@@ -50,14 +63,17 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
                    int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
   struct Prepared {
     const TypeKernels* k;
+    bool packed;
     const uint8_t* xq;
     int64_t x_row_bytes, w_row_bytes, first_group, n_groups;
   };
   Prepared prep[kMaxSharedOuts];
   n_outs = std::min(n_outs, kMaxSharedOuts);
-  // Activation conversions needed: one per distinct vec_dot_type.
+  // Activation conversions needed: one per distinct vec_dot_type, or one packing for all
+  // the weights that take the packed path.
   struct Convert {
-    const TypeKernels* ak;
+    const TypeKernels* ak;  // from_float of the activation type; or null: pack_x
+    PackXFn pack_x;
     uint8_t* dst;
     int64_t row_bytes;
   };
@@ -70,36 +86,46 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
+    p.packed = use_packed(k, n_tokens);
     p.x_row_bytes = format::row_bytes(act, n_cols);
     p.w_row_bytes = format::row_bytes(outs[i].wtype, n_cols);
     p.first_group = groups;
     p.n_groups = (outs[i].n_rows + kRowGroup - 1) / kRowGroup;
     groups += p.n_groups;
     p.xq = reinterpret_cast<const uint8_t*>(x);
-    if (act == format::TensorType::F32) continue;
-    int same = -1;  // an earlier weight with the same activation type
+    if (act == format::TensorType::F32 && !p.packed) continue;
+    int same = -1;  // an earlier weight reading the same converted activations
     for (int j = 0; j < i && same < 0; ++j)
-      if (prep[j].k->vec_dot_type == act) same = j;
+      if (prep[j].packed == p.packed && (p.packed || prep[j].k->vec_dot_type == act)) same = j;
     if (same >= 0) {
       p.xq = prep[same].xq;
       continue;
     }
-    conv[n_conv++] = {&type_kernels(act), free_scratch, p.x_row_bytes};
+    conv[n_conv++] = {p.packed ? nullptr : &type_kernels(act), p.packed ? k.pack_x : nullptr,
+                      free_scratch, p.x_row_bytes};
     p.xq = free_scratch;
-    free_scratch += p.x_row_bytes * n_tokens;
+    free_scratch += p.packed ? packed_x_bytes(n_cols, n_tokens) : p.x_row_bytes * n_tokens;
   }
-  auto convert = [&](int64_t t0, int64_t t1) {
-    for (int c = 0; c < n_conv; ++c)
-      for (int64_t t = t0; t < t1; ++t)
+  // Tokens are converted in whole packed tiles [tile0, tile1).
+  auto convert = [&](int64_t tile0, int64_t tile1) {
+    for (int c = 0; c < n_conv; ++c) {
+      if (conv[c].pack_x) {
+        conv[c].pack_x(x, n_cols, n_tokens, tile0, tile1, conv[c].dst);
+        continue;
+      }
+      const int64_t t1 = std::min(n_tokens, tile1 * kPackedTileTokens);
+      for (int64_t t = tile0 * kPackedTileTokens; t < t1; ++t)
         conv[c].ak->from_float(x + t * n_cols, conv[c].dst + t * conv[c].row_bytes, n_cols);
+    }
   };
+  const int64_t n_tiles = (n_tokens + kPackedTileTokens - 1) / kPackedTileTokens;
   if (n_tokens * n_cols <= kSerialConvertElems) {
-    convert(0, n_tokens);
+    convert(0, n_tiles);
   } else {
-    const int64_t n_items = std::min<int64_t>(n_tokens, kItemsPerThread * pool.size());
+    const int64_t n_items = std::min<int64_t>(n_tiles, kItemsPerThread * pool.size());
     pool.run_items(n_items, [&](int64_t item, int) {
       int64_t b, e;
-      platform::ThreadPool::chunk(n_tokens, static_cast<int>(item), static_cast<int>(n_items), &b, &e);
+      platform::ThreadPool::chunk(n_tiles, static_cast<int>(item), static_cast<int>(n_items), &b, &e);
       convert(b, e);
     });
   }
@@ -115,8 +141,8 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
       if (b >= e) continue;
       const int64_t r0 = (b - p.first_group) * kRowGroup;
       const int64_t r1 = std::min(outs[i].n_rows, (e - p.first_group) * kRowGroup);
-      matmul_rows(*p.k, static_cast<const uint8_t*>(outs[i].W), p.w_row_bytes, r0, r1, n_cols,
-                  p.xq, p.x_row_bytes, n_tokens, outs[i].y, outs[i].n_rows);
+      matmul_rows(*p.k, p.packed, static_cast<const uint8_t*>(outs[i].W), p.w_row_bytes, r0, r1,
+                  n_cols, p.xq, p.x_row_bytes, n_tokens, outs[i].y, outs[i].n_rows);
     }
   });
 }
