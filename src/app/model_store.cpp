@@ -282,7 +282,7 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   }
   if (!hash) {
     ::unlink(tmp.c_str());
-    return Error{hash.error()};
+    return make_error("cannot import {}: {}; nothing was stored", file, hash.error());
   }
   if (!expected_sha256.empty() && *hash != expected_sha256) {
     ::unlink(tmp.c_str());

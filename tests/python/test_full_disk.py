@@ -92,7 +92,7 @@ def test_import_larger_than_the_free_space(disk, tmp_path):
     free_before = os.statvfs(disk).f_bavail
 
     r = hearth(home, "import", MODEL, "--name", "big")
-    one_line_error(r, ENOSPC_WORDS)
+    one_line_error(r, ENOSPC_WORDS, "nothing was stored")
     assert r.stdout.strip() == b""
     assert all_files(home) == before, "a temporary, partial blob or manifest was left behind"
     assert os.statvfs(disk).f_bavail == free_before, "space still held by a deleted-but-open file"
