@@ -47,8 +47,9 @@ int main(int argc, char** argv) {
   } else {
     const char* dir = std::getenv("HEARTH_MODELS");
     const char* home = std::getenv("HOME");
-    path = (dir ? std::string(dir) : std::string(home ? home : "") + "/.local/share/hearth/models") +
-           "/SmolLM2-135M-Instruct.Q4_1.gguf";
+    path =
+        (dir ? std::string(dir) : std::string(home ? home : "") + "/.local/share/hearth/models") +
+        "/SmolLM2-135M-Instruct.Q4_1.gguf";
   }
   auto gguf = format::GgufFile::open(path);
   if (!gguf) {
@@ -65,8 +66,13 @@ int main(int argc, char** argv) {
   fmt::print("filter set-up (once per request): {:.0f} us\n",
              median_us(5, [&] { engine::JsonTokenFilter f(**tok); }));
 
-  const char* const states[] = {"{", "{\"name\": ", "{\"name\": \"Ada", "{\"n\": 12",
-                                "{\"n\": 1.5e", "{\"a\": [true", "{\"s\": \"\\u00",
+  const char* const states[] = {"{",
+                                "{\"name\": ",
+                                "{\"name\": \"Ada",
+                                "{\"n\": 12",
+                                "{\"n\": 1.5e",
+                                "{\"a\": [true",
+                                "{\"s\": \"\\u00",
                                 "{\"a\": {\"b\": []}"};
   // The brute force walks every token's bytes from the state (bytes read once, as the filter).
   std::vector<std::string> pieces(n_vocab);

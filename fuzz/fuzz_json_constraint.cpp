@@ -37,7 +37,9 @@ class PieceTokenizer : public hearth::engine::Tokenizer {
     return id == 0 ? std::string() : pieces_[static_cast<size_t>(id)];
   }
   int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
-  std::string_view token_text(int32_t id) const override { return pieces_[static_cast<size_t>(id)]; }
+  std::string_view token_text(int32_t id) const override {
+    return pieces_[static_cast<size_t>(id)];
+  }
   int32_t find_token(std::string_view) const override { return -1; }
   int32_t bos() const override { return -1; }
   int32_t eos() const override { return 0; }

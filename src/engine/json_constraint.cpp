@@ -316,12 +316,17 @@ bool JsonRecognizer::number_byte(unsigned char c) {
   return structural(c);
 }
 
+// Key of a token's group: its first byte, then its second (0: a one-byte token).
+size_t JsonTokenFilter::group_of(std::string_view b) {
+  return static_cast<unsigned char>(b[0]) * 257u +
+         (b.size() == 1 ? 0u : 1u + static_cast<unsigned char>(b[1]));
+}
+
 JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
     : rec_(limits), n_vocab_(std::max(0, tok.n_vocab())) {
   const auto n = static_cast<size_t>(n_vocab_);
   offset_.resize(n + 1);
   flags_.assign(n, 0);
-  std::vector<uint32_t> count(257, 0);
   for (int32_t id = 0; id < n_vocab_; ++id) {
     const auto i = static_cast<size_t>(id);
     offset_[i] = static_cast<uint32_t>(bytes_.size());
@@ -337,24 +342,45 @@ JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
     }
     bytes_ += piece;
     if (plain_string_text(std::string_view(piece).substr(1))) flags_[i] = kPlainTail;
-    ++count[static_cast<unsigned char>(piece[0]) + 1];
   }
   offset_[n] = static_cast<uint32_t>(bytes_.size());
-  kept_.resize(n);
-  group_.assign(257, 0);
-  for (size_t b = 1; b <= 256; ++b) group_[b] = group_[b - 1] + count[b];
-  by_first_.resize(group_[256]);
+  // Counting sort of the tokens with bytes by group.
+  group_.assign(kGroups + 1, 0);
+  for (int32_t id = 0; id < n_vocab_; ++id) {
+    const std::string_view b = bytes(id);
+    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog)) ++group_[group_of(b) + 1];
+  }
+  for (size_t g = 1; g <= kGroups; ++g) group_[g] += group_[g - 1];
+  by_group_.resize(group_[kGroups]);
   std::vector<uint32_t> next(group_.begin(), group_.end() - 1);
   for (int32_t id = 0; id < n_vocab_; ++id) {
     const std::string_view b = bytes(id);
-    if (b.empty() || (flags_[static_cast<size_t>(id)] & kEog)) continue;
-    by_first_[next[static_cast<unsigned char>(b[0])]++] = id;
+    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog))
+      by_group_[next[group_of(b)]++] = id;
   }
+  // The same tokens by first byte alone, in id order.
+  first_group_.assign(257, 0);
+  for (unsigned b0 = 0; b0 < 256; ++b0) first_group_[b0 + 1] = group_[(b0 + 1) * 257u];
+  by_first_.resize(by_group_.size());
+  std::vector<uint32_t> next_first(first_group_.begin(), first_group_.end() - 1);
+  for (int32_t id = 0; id < n_vocab_; ++id) {
+    const std::string_view b = bytes(id);
+    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog))
+      by_first_[next_first[static_cast<unsigned char>(b[0])]++] = id;
+  }
+  kept_.resize(n);
 }
 
 std::string_view JsonTokenFilter::bytes(int32_t token) const {
   const auto i = static_cast<size_t>(token);
   return std::string_view(bytes_).substr(offset_[i], offset_[i + 1] - offset_[i]);
+}
+
+// Whether token `id`, whose first byte took the recogniser to `first`, stays.
+bool JsonTokenFilter::rest_accepted(const JsonRecognizer& first, int32_t id) const {
+  if (first.in_plain_string() && (flags_[static_cast<size_t>(id)] & kPlainTail)) return true;
+  JsonRecognizer walk = first;
+  return walk.feed(bytes(id).substr(1));
 }
 
 size_t JsonTokenFilter::mask(float* logits) {
@@ -368,47 +394,49 @@ size_t JsonTokenFilter::mask(float* logits) {
     }
     return allowed;
   }
-  // The recogniser after each possible first byte, and how many tokens those that it takes
-  // begin.
-  size_t candidates = 0;
-  for (unsigned b = 0; b < 256; ++b) {
-    after_first_[b] = rec_;
-    if (after_first_[b].feed(static_cast<unsigned char>(b))) candidates += group_[b + 1] - group_[b];
-  }
-  // A token of an accepted group stays when its other bytes are accepted too. Already
-  // impossible logits (-inf, or NaN, which the sampler drops) are not looked at.
-  auto valid = [&](unsigned b, int32_t id) {
-    if (!(logits[id] > kNegInf)) return false;
-    const JsonRecognizer& r = after_first_[b];
-    if (r.in_plain_string() && (flags_[static_cast<size_t>(id)] & kPlainTail)) return true;
-    JsonRecognizer walk = r;
-    return walk.feed(bytes(id).substr(1));
-  };
-  if (candidates * 4 < static_cast<size_t>(n_vocab_)) {
-    // Few candidates (between values, in numbers): set the kept ones aside and clear the row
-    // in one sweep, rather than writing -inf at scattered places.
-    size_t n_kept = 0;
-    for (unsigned b = 0; b < 256; ++b) {
-      if (after_first_[b].failed()) continue;
-      for (uint32_t i = group_[b]; i < group_[b + 1]; ++i)
-        if (valid(b, by_first_[i])) kept_[n_kept++] = {by_first_[i], logits[by_first_[i]]};
+  // Already impossible logits (-inf, or NaN, which the sampler drops) are not looked at.
+  const auto open = [&](int32_t id) { return logits[id] > kNegInf; };
+  if (rec_.in_plain_string()) {
+    // Most tokens stay: refuse the others where they are, a first byte's tokens in id order.
+    for (int32_t id : no_bytes_) logits[id] = kNegInf;
+    for (unsigned b0 = 0; b0 < 256; ++b0) {
+      JsonRecognizer first = rec_;
+      const bool first_ok = first.feed(static_cast<unsigned char>(b0));
+      const bool plain = first.in_plain_string();
+      for (uint32_t i = first_group_[b0]; i < first_group_[b0 + 1]; ++i) {
+        const int32_t id = by_first_[i];
+        if (!open(id)) continue;
+        if (first_ok &&
+            ((plain && (flags_[static_cast<size_t>(id)] & kPlainTail)) || rest_accepted(first, id)))
+          ++allowed;
+        else
+          logits[id] = kNegInf;
+      }
     }
-    std::fill(logits, logits + n_vocab_, kNegInf);
-    for (size_t i = 0; i < n_kept; ++i) logits[kept_[i].first] = kept_[i].second;
-    return n_kept;
+    return allowed;
   }
-  for (int32_t id : no_bytes_) logits[id] = kNegInf;
-  for (unsigned b = 0; b < 256; ++b) {
-    const bool group_ok = !after_first_[b].failed();
-    for (uint32_t i = group_[b]; i < group_[b + 1]; ++i) {
-      const int32_t id = by_first_[i];
-      if (group_ok && valid(b, id))
-        ++allowed;
-      else
-        logits[id] = kNegInf;
+  // Elsewhere few tokens stay: find them (dropping whole groups by their first, then second
+  // byte), set them aside, clear the row in one sweep and put them back.
+  size_t n_kept = 0;
+  for (unsigned b0 = 0; b0 < 256; ++b0) {
+    JsonRecognizer first = rec_;
+    if (!first.feed(static_cast<unsigned char>(b0))) continue;
+    const uint32_t* g = group_.data() + b0 * 257u;
+    for (uint32_t i = g[0]; i < g[1]; ++i)  // the one-byte token
+      if (open(by_group_[i])) kept_[n_kept++] = {by_group_[i], logits[by_group_[i]]};
+    for (unsigned b1 = 0; b1 < 256; ++b1) {
+      if (g[1 + b1] == g[2 + b1]) continue;
+      JsonRecognizer second = first;
+      if (!second.feed(static_cast<unsigned char>(b1))) continue;
+      for (uint32_t i = g[1 + b1]; i < g[2 + b1]; ++i) {
+        const int32_t id = by_group_[i];
+        if (open(id) && rest_accepted(first, id)) kept_[n_kept++] = {id, logits[id]};
+      }
     }
   }
-  return allowed;
+  std::fill(logits, logits + n_vocab_, kNegInf);
+  for (size_t i = 0; i < n_kept; ++i) logits[kept_[i].first] = kept_[i].second;
+  return n_kept;
 }
 
 bool JsonTokenFilter::accept(int32_t token) {

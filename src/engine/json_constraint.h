@@ -27,10 +27,13 @@
 // the generator streams) the recogniser would refuse, of tokens with no bytes (control
 // tokens), and of end-of-generation tokens until the object is complete; once it is
 // complete only end-of-generation tokens keep their logits. The cost per step is bounded
-// by the vocabulary size, not by its bytes: tokens are grouped by their first byte, the
-// recogniser tries each of the 256 first bytes once, a whole group is dropped when its
-// first byte is refused, and inside a string a token whose other bytes are plain string
-// text (valid UTF-8, no quote, backslash or control byte) is accepted without a walk.
+// by the vocabulary size, not by its bytes: tokens are grouped by their first two bytes;
+// the recogniser tries each first byte once and drops the groups it refuses; outside
+// strings it tries the second bytes of the groups left the same way (and clears the row
+// in one sweep, putting back the few tokens kept); a token whose other bytes are plain
+// string text (valid UTF-8, no quote, backslash or control byte) after a first byte that
+// leaves the recogniser inside a string is accepted without a walk. Only the tokens left
+// are walked byte by byte.
 // Measured with bench/json_mask.cpp on SmolLM2's 49,152 tokens: see BENCHMARKS.md.
 //
 // Thread safety: one recogniser and one filter per sequence; not shared.
@@ -51,8 +54,8 @@ inline constexpr int kMaxIntegerDigits = 100;
 inline constexpr int kMaxExponentDigits = 2;
 
 struct JsonLimits {
-  int max_depth = 32;           // 1 to 64
-  int max_whitespace_run = 0;   // 0: unlimited
+  int max_depth = 32;          // 1 to 64
+  int max_whitespace_run = 0;  // 0: unlimited
 };
 
 class JsonRecognizer {
@@ -73,29 +76,29 @@ class JsonRecognizer {
 
  private:
   enum class Mode : uint8_t {
-    kStart,        // before the top-level '{'
-    kObjectFirst,  // after '{': a key or '}'
-    kObjectKey,    // after ',' in an object: a key
-    kColon,        // after a key
-    kValue,        // after ':' or ',' in an array
-    kArrayFirst,   // after '[': a value or ']'
-    kAfterValue,   // ',' or the closing bracket of the innermost container
-    kDone,         // the top-level object has closed
-    kString,       // inside a string (key_ says which kind)
-    kEscape,       // after '\'
-    kHex,          // inside \uXXXX: aux_ digits read, hex_ their value
-    kLowBackslash, // after a high surrogate escape: '\' must follow
-    kLowU,         // then 'u'
-    kUtf8,         // aux_ continuation bytes to go, the next one in [lo_, hi_]
-    kNumMinus,     // after '-'
-    kNumZero,      // after a leading 0
-    kNumInt,       // in the integer digits
-    kNumDot,       // after '.'
-    kNumFrac,      // in the fraction digits
-    kNumExp,       // after 'e' / 'E'
-    kNumExpSign,   // after the exponent's sign
-    kNumExpDigits, // in the exponent digits
-    kLiteral,      // inside true / false / null: literal_ which, aux_ bytes matched
+    kStart,         // before the top-level '{'
+    kObjectFirst,   // after '{': a key or '}'
+    kObjectKey,     // after ',' in an object: a key
+    kColon,         // after a key
+    kValue,         // after ':' or ',' in an array
+    kArrayFirst,    // after '[': a value or ']'
+    kAfterValue,    // ',' or the closing bracket of the innermost container
+    kDone,          // the top-level object has closed
+    kString,        // inside a string (key_ says which kind)
+    kEscape,        // after '\'
+    kHex,           // inside \uXXXX: aux_ digits read, hex_ their value
+    kLowBackslash,  // after a high surrogate escape: '\' must follow
+    kLowU,          // then 'u'
+    kUtf8,          // aux_ continuation bytes to go, the next one in [lo_, hi_]
+    kNumMinus,      // after '-'
+    kNumZero,       // after a leading 0
+    kNumInt,        // in the integer digits
+    kNumDot,        // after '.'
+    kNumFrac,       // in the fraction digits
+    kNumExp,        // after 'e' / 'E'
+    kNumExpSign,    // after the exponent's sign
+    kNumExpDigits,  // in the exponent digits
+    kLiteral,       // inside true / false / null: literal_ which, aux_ bytes matched
     kFailed,
   };
   bool structural(unsigned char c);
@@ -137,18 +140,23 @@ class JsonTokenFilter {
  private:
   enum : uint8_t { kEog = 1, kPlainTail = 2 };
   std::string_view bytes(int32_t token) const;
+  bool rest_accepted(const JsonRecognizer& first, int32_t id) const;
 
   JsonRecognizer rec_;
   int32_t n_vocab_;
-  std::string bytes_;              // every token's bytes, back to back
-  std::vector<uint32_t> offset_;   // [n_vocab + 1] into bytes_
-  std::vector<uint8_t> flags_;     // [n_vocab] kEog | kPlainTail
-  std::vector<int32_t> by_first_;  // tokens with bytes, grouped by first byte
-  std::vector<uint32_t> group_;    // [257] group b is by_first_[group_[b], group_[b + 1])
-  std::vector<int32_t> no_bytes_;  // tokens that stream nothing, end-of-generation ones too
-  // mask()'s scratch, sized here: the recogniser after each first byte; kept (id, logit).
-  JsonRecognizer after_first_[256];
-  std::vector<std::pair<int32_t, float>> kept_;  // [n_vocab]
+  std::string bytes_;             // every token's bytes, back to back
+  std::vector<uint32_t> offset_;  // [n_vocab + 1] into bytes_
+  std::vector<uint8_t> flags_;    // [n_vocab] kEog | kPlainTail
+  // Tokens with bytes (not end-of-generation) grouped by their first two bytes: group
+  // b0 * 257 + 0 holds the one-byte token b0, group b0 * 257 + 1 + b1 those that go on with b1.
+  static constexpr size_t kGroups = 256 * 257;
+  static size_t group_of(std::string_view bytes);
+  std::vector<int32_t> by_group_;
+  std::vector<uint32_t> group_;    // [kGroups + 1]: group g is by_group_[group_[g], group_[g + 1])
+  std::vector<int32_t> by_first_;  // the same tokens by first byte alone, in id order
+  std::vector<uint32_t> first_group_;  // [257]: first byte b0 is by_first_[[b0], [b0 + 1])
+  std::vector<int32_t> no_bytes_;      // tokens that stream nothing, end-of-generation ones too
+  std::vector<std::pair<int32_t, float>> kept_;  // mask()'s scratch [n_vocab]: (id, logit)
 };
 
 }  // namespace hearth::engine

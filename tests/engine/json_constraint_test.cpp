@@ -39,7 +39,8 @@ const char* const kValid[] = {
     R"({"":""})",
     R"({"t":true,"f":false,"n":null,"o":{},"a":[],"aa":[[],[{}]]})",
     R"({"esc":"\" \\ \/ \b \f \n \r \t \u0000 \u00e9 \uFFFF \ud83d\ude00"})",
-    "{\"utf8\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \xed\x9f\xbf \xee\x80\x80\"}",
+    "{\"utf8\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf \xed\x9f\xbf "
+    "\xee\x80\x80\"}",
     "{\"del\":\"\x7f\"}",
     "{\n  \"name\": \"Ada\",\n  \"tags\": [\n    \"x\",\n    \"y\"\n  ],\n  \"n\": 1\n}",
     R"({"a":{"b":{"c":{"d":[1,[2,[3]]]}}}})",
@@ -70,23 +71,71 @@ TEST(JsonRecognizer, EveryPrefixOfAValidDocumentIsAcceptedAndIncomplete) {
 TEST(JsonRecognizer, RefusesInvalidDocuments) {
   const std::string bad[] = {
       "",  // incomplete
-      "[]", "\"s\"", "1", "true", "null",  // the top level must be an object
-      "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "{,}", "{\"a\" 1}", "{\"a\"::1}",
-      "{a:1}", "{'a':1}", "{\"a\":1}}", "{\"a\":1}x", "{}{}", "{\"a\":[1,]}", "{\"a\":[,1]}",
-      "{\"a\":[1}", "{\"a\":{]}", "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}",
-      "{\"a\":1e}", "{\"a\":1e+}", "{\"a\":+1}", "{\"a\":--1}", "{\"a\":1.2.3}", "{\"a\":0x1}",
-      "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":tru}", "{\"a\":truee}", "{\"a\":nul}",
-      "{\"a\":True}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}",
-      "{\"a\":\"\\U0041\"}", "{\"a\":\"tab\there\"}", "{\"a\":\"nl\nhere\"}",
-      "{\"a\":\"\x01\"}", "{\"a\":\"unterminated}",
+      "[]",
+      "\"s\"",
+      "1",
+      "true",
+      "null",  // the top level must be an object
+      "{",
+      "{\"a\"",
+      "{\"a\":",
+      "{\"a\":1",
+      "{\"a\":1,}",
+      "{,}",
+      "{\"a\" 1}",
+      "{\"a\"::1}",
+      "{a:1}",
+      "{'a':1}",
+      "{\"a\":1}}",
+      "{\"a\":1}x",
+      "{}{}",
+      "{\"a\":[1,]}",
+      "{\"a\":[,1]}",
+      "{\"a\":[1}",
+      "{\"a\":{]}",
+      "{\"a\":01}",
+      "{\"a\":-}",
+      "{\"a\":1.}",
+      "{\"a\":.5}",
+      "{\"a\":1e}",
+      "{\"a\":1e+}",
+      "{\"a\":+1}",
+      "{\"a\":--1}",
+      "{\"a\":1.2.3}",
+      "{\"a\":0x1}",
+      "{\"a\":NaN}",
+      "{\"a\":Infinity}",
+      "{\"a\":tru}",
+      "{\"a\":truee}",
+      "{\"a\":nul}",
+      "{\"a\":True}",
+      "{\"a\":\"\\x\"}",
+      "{\"a\":\"\\u12\"}",
+      "{\"a\":\"\\u12g4\"}",
+      "{\"a\":\"\\U0041\"}",
+      "{\"a\":\"tab\there\"}",
+      "{\"a\":\"nl\nhere\"}",
+      "{\"a\":\"\x01\"}",
+      "{\"a\":\"unterminated}",
       // surrogates: lone high, lone low, high followed by a non-low, reversed pair
-      "{\"a\":\"\\ud83d\"}", "{\"a\":\"\\ude00\"}", "{\"a\":\"\\ud83d\\u0041\"}",
-      "{\"a\":\"\\ude00\\ud83d\"}", "{\"a\":\"\\ud83d\\n\"}",
+      "{\"a\":\"\\ud83d\"}",
+      "{\"a\":\"\\ude00\"}",
+      "{\"a\":\"\\ud83d\\u0041\"}",
+      "{\"a\":\"\\ude00\\ud83d\"}",
+      "{\"a\":\"\\ud83d\\n\"}",
       // UTF-8: stray continuation, overlong, surrogate, past U+10FFFF, bad lead, truncated
-      "{\"a\":\"\x80\"}", "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xc1\xbf\"}",
-      "{\"a\":\"\xe0\x80\x80\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf0\x80\x80\x80\"}",
-      "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xf5\x80\x80\x80\"}", "{\"a\":\"\xff\"}",
-      "{\"a\":\"\xc3\"}", "{\"a\":\"\xe2\x82\"}", "{\"a\":\"\xc3\xc3\xa9\"}",
+      "{\"a\":\"\x80\"}",
+      "{\"a\":\"\xc0\x80\"}",
+      "{\"a\":\"\xc1\xbf\"}",
+      "{\"a\":\"\xe0\x80\x80\"}",
+      "{\"a\":\"\xed\xa0\x80\"}",
+      "{\"a\":\"\xf0\x80\x80\x80\"}",
+      "{\"a\":\"\xf4\x90\x80\x80\"}",
+      "{\"a\":\"\xf5\x80\x80\x80\"}",
+      "{\"a\":\"\xff\"}",
+      "{\"a\":\"\xc3\"}",
+      "{\"a\":\"\xe2\x82\"}",
+      "{\"a\":\"\xc3\xc3\xa9\"}",
       std::string("{\"a\":\"\0\"}", 8),  // NUL inside a string
       std::string("{\0}", 3),
   };
@@ -207,7 +256,9 @@ class FakeTokenizer : public Tokenizer {
     return id < 2 ? std::string() : pieces_[static_cast<size_t>(id)];
   }
   int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
-  std::string_view token_text(int32_t id) const override { return pieces_[static_cast<size_t>(id)]; }
+  std::string_view token_text(int32_t id) const override {
+    return pieces_[static_cast<size_t>(id)];
+  }
   int32_t find_token(std::string_view) const override { return -1; }
   int32_t bos() const override { return -1; }
   int32_t eos() const override { return 0; }
@@ -255,13 +306,41 @@ void expect_mask_matches_brute_force(const Tokenizer& tok, JsonTokenFilter& f,
 }
 
 const std::vector<std::string> kPrefixes = {
-    "",          "{",           "{ ",          "{\"",        "{\"a",         "{\"a\"",
-    "{\"a\":",   "{\"a\":-",    "{\"a\":0",    "{\"a\":12",  "{\"a\":1.",    "{\"a\":1.5e",
-    "{\"a\":1.5e-", "{\"a\":1e5", "{\"a\":t",  "{\"a\":fal", "{\"a\":\"",    "{\"a\":\"x\\",
-    "{\"a\":\"\\u",  "{\"a\":\"\\ud8", "{\"a\":\"\\ud83d", "{\"a\":\"\\ud83d\\",
-    "{\"a\":\"\\ud83d\\u", "{\"a\":\"\\ud83d\\ude", "{\"a\":\"\xe2", "{\"a\":\"\xe2\x82",
-    "{\"a\":\"\xf0", "{\"a\":[",  "{\"a\":[1,",  "{\"a\":[1]", "{\"a\":{",     "{\"a\":{}",
-    "{\"a\":1,", "{\"a\":1}",   "{\"a\":1} ",
+    "",
+    "{",
+    "{ ",
+    "{\"",
+    "{\"a",
+    "{\"a\"",
+    "{\"a\":",
+    "{\"a\":-",
+    "{\"a\":0",
+    "{\"a\":12",
+    "{\"a\":1.",
+    "{\"a\":1.5e",
+    "{\"a\":1.5e-",
+    "{\"a\":1e5",
+    "{\"a\":t",
+    "{\"a\":fal",
+    "{\"a\":\"",
+    "{\"a\":\"x\\",
+    "{\"a\":\"\\u",
+    "{\"a\":\"\\ud8",
+    "{\"a\":\"\\ud83d",
+    "{\"a\":\"\\ud83d\\",
+    "{\"a\":\"\\ud83d\\u",
+    "{\"a\":\"\\ud83d\\ude",
+    "{\"a\":\"\xe2",
+    "{\"a\":\"\xe2\x82",
+    "{\"a\":\"\xf0",
+    "{\"a\":[",
+    "{\"a\":[1,",
+    "{\"a\":[1]",
+    "{\"a\":{",
+    "{\"a\":{}",
+    "{\"a\":1,",
+    "{\"a\":1}",
+    "{\"a\":1} ",
 };
 
 TEST(JsonTokenFilter, MaskIsExactOnASmallVocabulary) {
@@ -408,11 +487,11 @@ TEST_F(JsonRealModel, GenerationInJsonModeParses) {
   ASSERT_TRUE(ctx) << ctx.error();
   int run = 0;
   for (const char* q : questions) {
-    const std::vector<int32_t> prompt = tok.encode(
-        std::string("<|im_start|>system\nYou reply with a JSON object only.<|im_end|>\n"
-                    "<|im_start|>user\n") +
-            q + "<|im_end|>\n<|im_start|>assistant\n",
-        false, true);
+    const std::vector<int32_t> prompt =
+        tok.encode(std::string("<|im_start|>system\nYou reply with a JSON object only.<|im_end|>\n"
+                               "<|im_start|>user\n") +
+                       q + "<|im_end|>\n<|im_start|>assistant\n",
+                   false, true);
     for (float temp : {0.0f, 0.8f}) {
       GenerateParams gp;
       gp.json_object = true;
@@ -421,9 +500,9 @@ TEST_F(JsonRealModel, GenerationInJsonModeParses) {
       gp.max_tokens = 300;
       auto r = generate(**ctx, prompt, gp, nullptr);
       ASSERT_TRUE(r) << r.error();
-      SCOPED_TRACE(std::string(q) + " temp " + std::to_string(temp) + ": " +
-                   nlohmann::json(r->text).dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace));
+      SCOPED_TRACE(
+          std::string(q) + " temp " + std::to_string(temp) + ": " +
+          nlohmann::json(r->text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       // A generation cut short (max_tokens) is still a valid prefix; these prompts finish.
       JsonRecognizer prefix;
       EXPECT_TRUE(prefix.feed(r->text));
