@@ -2,14 +2,16 @@
 // (Host, key, CORS), errors raised outside handlers, /health and /metrics.
 #include "app/server.h"
 
+#include <fmt/core.h>
 #include <httplib.h>
-#include <sys/socket.h>
 
 #include <chrono>
+#include <cmath>
 #include <mutex>
 
 #include "app/chat_session.h"
 #include "app/server_auth.h"
+#include "app/server_connection.h"
 #include "app/server_routes.h"
 
 namespace hearth::app {
@@ -58,18 +60,70 @@ void set_error(const httplib::Request& req, httplib::Response& res, int status, 
     res.set_content(openai_error_body(status, type, message), "application/json");
 }
 
-// httplib listens with a backlog of 5 (a compile-time constant of the shared library); a
-// burst of connections overflows that and clients wait a 1 s SYN retry. Linux lets a
-// listening socket's backlog be raised by calling listen() again.
-class HttpServer : public httplib::Server {
- public:
-  void raise_backlog() { ::listen(svr_sock_.load(), SOMAXCONN); }
-};
+// True when the request comes with a body that httplib would read after the pre-routing
+// handler (so refusing it there leaves the body unread on the connection).
+bool has_body(const httplib::Request& req) {
+  return req.has_header("Transfer-Encoding") ||
+         (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+}
+
+// Beyond max_connections (written whole by the accept thread).
+std::string refusal_message(int max_connections) {
+  return fmt::format(
+      "the server has its limit of {} open connections; try again shortly (hearth serve "
+      "--max-connections raises it)",
+      max_connections);
+}
+
+std::string timeout_message(double read_timeout_seconds) {
+  return fmt::format("the request did not arrive whole within {} s; connection closed",
+                     read_timeout_seconds);
+}
+
+// A whole HTTP/1.1 response with OpenAI's error JSON, closing the connection.
+std::string raw_error_response(int status, const char* reason, const char* type,
+                               const std::string& message) {
+  const std::string body = openai_error_body(status, type, message);
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+      "Connection: close\r\n\r\n{}",
+      status, reason, body.size(), body);
+}
+
+ConnectionLimits connection_limits(const ServerOptions& o) {
+  ConnectionLimits limits;
+  limits.max_connections = o.max_connections;
+  limits.read_timeout = std::chrono::milliseconds(std::llround(o.read_timeout_seconds * 1000));
+  limits.refusal_response = raw_error_response(503, "Service Unavailable", "server_busy",
+                                               refusal_message(o.max_connections));
+  limits.timeout_response = raw_error_response(408, "Request Timeout", "request_timeout",
+                                               timeout_message(o.read_timeout_seconds));
+  return limits;
+}
+
+// Connection counters in Prometheus text format, after Metrics::render's.
+std::string connection_metrics(const ConnectionStats& c) {
+  return "# HELP hearth_http_connections_open Connections being served now.\n"
+         "# TYPE hearth_http_connections_open gauge\n"
+         "hearth_http_connections_open " +
+         std::to_string(c.open) +
+         "\n# HELP hearth_http_connections_refused_total Connections answered 503 because the "
+         "connection limit was reached.\n"
+         "# TYPE hearth_http_connections_refused_total counter\n"
+         "hearth_http_connections_refused_total " +
+         std::to_string(c.refused) +
+         "\n# HELP hearth_http_connections_timed_out_total Connections closed because a request "
+         "did not arrive within the read timeout.\n"
+         "# TYPE hearth_http_connections_timed_out_total counter\n"
+         "hearth_http_connections_timed_out_total " +
+         std::to_string(c.timed_out) + "\n";
+}
 
 }  // namespace
 
 struct Server::Impl {
-  explicit Impl(const engine::Model& model) : state{model, {}, {}, {}, nullptr, {}, 0} {}
+  Impl(const engine::Model& model, const ServerOptions& options)
+      : state{model, {}, {}, {}, nullptr, {}, 0}, http(connection_limits(options)) {}
   ServerState state;
   HttpServer http;
   int bound_port = -1;
@@ -94,7 +148,14 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
   if (options.max_body_bytes < 1024)
     return make_error("the body size limit must be at least 1024 bytes");
   if (!(options.timeout_seconds > 0)) return make_error("the request timeout must be positive");
-  auto impl = std::make_unique<Impl>(model);
+  if (!(options.read_timeout_seconds >= 0.1 && options.read_timeout_seconds <= 3600))
+    return make_error("the read timeout must be 0.1 to 3600 seconds");
+  if (options.max_connections <= options.n_parallel + options.queue_max)
+    return make_error(
+        "the connection limit ({}) must exceed the slots plus the queue ({}): every running or "
+        "waiting request holds a connection",
+        options.max_connections, options.n_parallel + options.queue_max);
+  auto impl = std::make_unique<Impl>(model, options);
   ServerState& st = impl->state;
   st.options = std::move(options);
   st.started_unix = std::chrono::duration_cast<std::chrono::seconds>(
@@ -107,18 +168,17 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
                       tmpl.error());
   st.chat_template = std::move(*tmpl);
 
-  httplib::Server& http = impl->http;
-  // Every waiting or streaming request holds an HTTP thread: enough for all slots and the
-  // whole queue, plus a few for quick requests (health, metrics, errors).
-  const size_t n_threads = static_cast<size_t>(st.options.n_parallel + st.options.queue_max + 8);
-  http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+  HttpServer& http = impl->http;
   http.set_payload_max_length(st.options.max_body_bytes);
-  http.set_read_timeout(10, 0);  // a half-open request frees its thread after 10 s
-  http.set_write_timeout(10, 0);
-  http.set_keep_alive_timeout(2);  // idle keep-alive connections also delay shutdown
   http.set_tcp_nodelay(true);
 
-  http.set_pre_routing_handler([&st](const httplib::Request& req, httplib::Response& res) {
+  // A request answered here never has its body read: its connection closes after the answer
+  // so that the body is not taken for the next request.
+  const auto refused = [](const httplib::Request& req) {
+    if (has_body(req)) HttpServer::close_current_connection_after_response();
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  http.set_pre_routing_handler([&st, refused](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("Referrer-Policy", "no-referrer");
@@ -127,7 +187,20 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
                 "the Host header names neither this machine nor this server's address; refused as "
                 "a possible DNS "
                 "rebinding attack");
-      return httplib::Server::HandlerResponse::Handled;
+      return refused(req);
+    }
+    // httplib's body size limit covers neither chunked nor compressed bodies (a 300 KB gzip
+    // body became 300 MB in memory): only plain bodies with a Content-Length are taken.
+    if (req.has_header("Transfer-Encoding")) {
+      set_error(req, res, 411, "invalid_request_error",
+                "send the request body with a Content-Length (chunked bodies are not accepted)");
+      return refused(req);
+    }
+    if (req.has_header("Content-Encoding") &&
+        req.get_header_value("Content-Encoding") != "identity") {
+      set_error(req, res, 415, "invalid_request_error",
+                "send the request body uncompressed (Content-Encoding is not accepted)");
+      return refused(req);
     }
     if (!st.options.cors_origin.empty() &&
         req.get_header_value("Origin") == st.options.cors_origin) {
@@ -138,7 +211,7 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
         res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
         res.set_header("Access-Control-Max-Age", "600");
         res.status = 204;
-        return httplib::Server::HandlerResponse::Handled;
+        return refused(req);
       }
     }
     if (needs_key(req.path) &&
@@ -147,13 +220,17 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
                 req.has_header("Authorization")
                     ? "the API key is wrong; `hearth key show` prints this server's key"
                     : "no API key: send 'Authorization: Bearer KEY' (`hearth key show` prints it)");
-      return httplib::Server::HandlerResponse::Handled;
+      return refused(req);
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
   http.set_error_handler([&st](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error
+    if (HttpServer::current_request_timed_out()) {
+      set_error(req, res, 408, "request_timeout", timeout_message(st.options.read_timeout_seconds));
+      return;
+    }
     switch (res.status) {
       case 404:
         set_error(req, res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path);
@@ -187,13 +264,15 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
                        {"slots", s.slots},
                        {"slots_busy", s.busy},
                        {"queued", s.queued},
+                       {"connections", self->http.stats().open},
                        {"sandbox", self->sandbox}}
             .dump(),
         "application/json");
   });
-  http.Get("/metrics", [&st](const httplib::Request&, httplib::Response& res) {
+  http.Get("/metrics", [&st, &http](const httplib::Request&, httplib::Response& res) {
     const Scheduler::Stats s = st.scheduler->stats();
-    res.set_content(st.metrics.render(s.slots, s.busy, s.queued), "text/plain; version=0.0.4");
+    res.set_content(st.metrics.render(s.slots, s.busy, s.queued) + connection_metrics(http.stats()),
+                    "text/plain; version=0.0.4");
   });
   register_openai_routes(http, st);
   register_ollama_routes(http, st);

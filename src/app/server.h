@@ -4,7 +4,8 @@
 // a Host header that is not localhost, an IP literal or the bound name is refused (DNS
 // rebinding); no CORS header unless an origin is configured. GET / (the chat page) and
 // GET /health need no key (nor the page's /chat.js and /chat.css, which the page loads
-// before it has the key); /v1/*, /api/* and /metrics do.
+// before it has the key); /v1/*, /api/* and /metrics do. Slow or excess connections are
+// bounded as described in app/server_connection.h.
 // Lifecycle: create() (no threads), bind(), then the caller confines the process
 // (platform/sandbox.h, while it has one thread), start() (slot worker threads), run().
 // Thread safety: run() blocks in the calling thread; stop() may be called from any thread.
@@ -33,6 +34,12 @@ struct ServerOptions {
   int n_parallel = 2;             // slots
   int queue_max = 16;             // requests waiting beyond the slots; more get 503
   double timeout_seconds = 300;   // per request, queueing included
+  // Connections served at once (one thread each); more are answered 503 and closed. Must
+  // exceed n_parallel + queue_max, since every running or waiting request holds one.
+  int max_connections = 128;
+  // Seconds a client has to send a whole request (line, headers, body), counted from
+  // connecting or from its previous response; slower or silent connections are closed.
+  double read_timeout_seconds = 10;
   engine::ContextParams context;  // per slot
   std::string model_id;           // the name the APIs report and accept
   std::shared_ptr<ServerHistory> history;  // finished chats are stored here; null: none

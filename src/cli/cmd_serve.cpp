@@ -32,6 +32,8 @@ void register_serve(CLI::App& app, int& exit_code) {
     std::string cors_origin;
     bool no_history = false;
     bool log_content = false;
+    int max_connections = 128;
+    double read_timeout = 10;
     bool require_sandbox = false;
   };
   auto o = std::make_shared<Opts>();
@@ -41,7 +43,10 @@ void register_serve(CLI::App& app, int& exit_code) {
       "Binds 127.0.0.1:{} by default. Every API request needs 'Authorization: Bearer KEY'; the key "
       "is\n"
       "created on first start (`hearth key show` prints it). Other machines can connect only with\n"
-      "--listen ADDR.",
+      "--listen ADDR.\n"
+      "Hostile clients: headers are limited to 64 KiB, a connection serves at most 100 requests,\n"
+      "a write waits at most 10 s for the client, and request bodies must be plain\n"
+      "(Content-Length; no chunked or compressed uploads: 411, 415).",
       app::kDefaultServerPort));
   o->model.add(cmd);
   cmd->add_option("--port", o->port, "TCP port (0: any free port)")->capture_default_str();
@@ -60,6 +65,14 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option(
       "--cors-origin", o->cors_origin,
       "Allow browser pages from this origin (e.g. http://localhost:3000) to call the API");
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections served at once (one thread each); more get 503 and are closed")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout", o->read_timeout,
+                  "Seconds a client has to send a whole request (headers and body), from "
+                  "connecting or from its previous response; slower or silent connections are "
+                  "closed (408)")
+      ->capture_default_str();
   cmd->add_flag("--require-sandbox", o->require_sandbox,
                 "Refuse to serve unless the process can confine itself fully (Landlock with "
                 "network rules, and seccomp)");
@@ -96,6 +109,17 @@ void register_serve(CLI::App& app, int& exit_code) {
     }
     if (o->max_body < 1024 || o->max_body > (size_t{1} << 30)) {
       exit_code = fail("--max-body must be 1024 to 1073741824 bytes");
+      return;
+    }
+    if (o->max_connections <= o->parallel + o->queue || o->max_connections > 16384) {
+      exit_code = fail(fmt::format(
+          "--max-connections must be {} to 16384 (more than --parallel + --queue: each running "
+          "or waiting request holds one)",
+          o->parallel + o->queue + 1));
+      return;
+    }
+    if (!(o->read_timeout >= 0.1 && o->read_timeout <= 3600)) {
+      exit_code = fail("--read-timeout must be 0.1 to 3600 seconds");
       return;
     }
     if (o->port < 0 || o->port > 65535) {
@@ -149,6 +173,8 @@ void register_serve(CLI::App& app, int& exit_code) {
     so.n_parallel = o->parallel;
     so.queue_max = o->queue;
     so.timeout_seconds = o->timeout;
+    so.max_connections = o->max_connections;
+    so.read_timeout_seconds = o->read_timeout;
     so.context = *ctx;
     so.model_id = std::filesystem::path(*path).stem().string();
     so.history = history;
