@@ -44,6 +44,7 @@ constexpr const char* kIndexHtml = R"page(<!doctype html>
 )page";
 
 constexpr const char* kChatCss = R"page(* { box-sizing: border-box; }
+[hidden] { display: none !important; }
 html, body { height: 100%; margin: 0; }
 body { display: flex; flex-direction: column; font: 16px/1.5 system-ui, sans-serif; background: #faf8f5; color: #222; }
 header { display: flex; gap: .5rem; align-items: center; padding: .5rem; border-bottom: 1px solid #ddd; flex-wrap: wrap; }
