@@ -245,12 +245,16 @@ Expected<std::optional<KeyHolding>> Vault::probe(const std::string& dir) {
     return make_error("{}: cannot open the vault", path);
   }
   std::optional<KeyHolding> out;
+  std::string full;  // a vault that cannot be read for want of space is not "no vault"
   {
     Stmt s(db, "SELECT value FROM meta WHERE key = 'kdf'");
     if (s.ok() && s.step() == SQLITE_ROW)
       out = s.blob(0) == "argon2id" ? KeyHolding::kPassphrase : KeyHolding::kKeyFile;
+    else if (disk_full(db))
+      full = s.error();
   }
   sqlite3_close(db);
+  if (!full.empty()) return make_error("{}: cannot open the vault: {}", path, full);
   return out;
 }
 

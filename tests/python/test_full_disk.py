@@ -150,6 +150,8 @@ def test_vault_on_a_full_disk_keeps_every_committed_turn(disk, tmp_path):
     r = hearth(home, "run", tiny, "-p", "never stored", "-n", "3")
     err = one_line_error(r, ENOSPC_WORDS)
     assert "damaged" not in err and r.stdout.strip() == b""
+    for cmd in (["history", "list"], ["history", "export"]):  # not "nothing saved"
+        one_line_error(hearth(home, *cmd), ENOSPC_WORDS)
     filler.unlink()
 
     # A chat whose turn cannot be written: the failure is reported, the chat goes on.
