@@ -4,11 +4,12 @@
 // layers that alternate five local (sliding-window) layers with one global layer.
 //
 //   x = embed(token) * sqrt(n_embd)                          // [n_tokens, n_embd]
-//   for each layer (global when (il + 1) % 6 == 0):
+//   for each layer (global when (il + 1) % period == 0, period 6 unless the file says):
 //     h = rmsnorm(x) * attn_norm
 //     q, k, v = h Wq, h Wk, h Wv                             // [n_tokens, heads * head_dim]
 //     q = rmsnorm(q) * q_norm, k = rmsnorm(k) * k_norm       // per head
-//     rope(q), rope(k): NeoX pairs, base 10000 on local layers, freq_base on global ones
+//     rope(q), rope(k): NeoX pairs, base 10000 (or rope.freq_base_swa) on local layers,
+//                       freq_base on global ones
 //     a = softmax(q k^T / sqrt(head_dim) + mask) v           // local: last `window` keys
 //     x += rmsnorm(a Wo) * post_attention_norm
 //     h = rmsnorm(x) * ffn_norm
@@ -40,8 +41,10 @@ namespace {
 
 using kernels::matmul;
 
-constexpr int64_t kGlobalEvery = 6;       // 5 local layers, then 1 global (the report)
-constexpr float kLocalRopeBase = 10000.0f;  // local layers keep RoPE base 10k (the report)
+// Defaults from the report, for files without attention.sliding_window_pattern or
+// rope.freq_base_swa (llama.cpp's converter writes neither for Gemma 3).
+constexpr int64_t kGlobalEvery = 6;         // 5 local layers, then 1 global
+constexpr float kLocalRopeBase = 10000.0f;  // local layers keep RoPE base 10k
 
 struct Layer {
   bool global;
@@ -63,6 +66,7 @@ class Gemma3 final : public ArchModel {
   const float* output_norm = nullptr;
   WeightRef output;
   int64_t window = 0;        // keys a local layer's query sees, itself included
+  float local_rope_base = kLocalRopeBase;
   float final_cap = 0.0f;    // 0: no logit softcapping
 
   const HParams& hparams() const override { return hp; }
@@ -111,7 +115,7 @@ class Gemma3 final : public ArchModel {
         kernels::get_row(tok_embd.type, tok_embd.data, D, seqs[s].tokens[i], xr);
         for (int64_t c = 0; c < D; ++c) xr[c] *= embd_scale;
         const int64_t pos = seqs[s].state->n_past + i;
-        kernels::rope_angles(rope_local + r * rd, rd, pos, kLocalRopeBase, 1.0f);
+        kernels::rope_angles(rope_local + r * rd, rd, pos, local_rope_base, 1.0f);
         kernels::rope_angles(rope_global + r * rd, rd, pos, hp.rope_base, hp.rope_scale);
       }
 
@@ -213,6 +217,19 @@ Expected<std::unique_ptr<ArchModel>> load_gemma3(const format::GgufFile& gguf) {
     return make_error("{}: metadata 'gemma3.attention.sliding_window' is missing or out of range (1..2^24)",
                       gguf.name());
   m->window = static_cast<int64_t>(*window);
+  int64_t global_every = kGlobalEvery;
+  if (gguf.find("gemma3.attention.sliding_window_pattern")) {
+    auto period = gguf.get_uint("gemma3.attention.sliding_window_pattern");
+    if (!period || *period == 0 || *period > 1024)
+      return make_error("{}: 'gemma3.attention.sliding_window_pattern' must be a layer period (1..1024); "
+                        "per-layer lists are not supported", gguf.name());
+    global_every = static_cast<int64_t>(*period);
+  }
+  if (auto base = gguf.get_float("gemma3.rope.freq_base_swa")) {
+    if (!(*base > 1 && *base < 1e12))
+      return make_error("{}: 'gemma3.rope.freq_base_swa' = {} is out of range", gguf.name(), *base);
+    m->local_rope_base = static_cast<float>(*base);
+  }
   if (gguf.find("gemma3.attn_logit_softcapping"))
     return make_error("{}: attention logit softcapping (Gemma 2 style) is not supported", gguf.name());
   if (auto cap = gguf.get_float("gemma3.final_logit_softcapping")) {
@@ -229,7 +246,7 @@ Expected<std::unique_ptr<ArchModel>> load_gemma3(const format::GgufFile& gguf) {
   for (int64_t i = 0; i < hp.n_layer; ++i) {
     Layer& L = m->layers[i];
     const std::string p = "blk." + std::to_string(i) + ".";
-    L.global = (i + 1) % kGlobalEvery == 0;
+    L.global = (i + 1) % global_every == 0;
     L.attn_norm = ld.vector(p + "attn_norm.weight", hp.n_embd);
     L.wq = ld.matrix(p + "attn_q.weight", hp.n_embd, hp.q_dim());
     L.wk = ld.matrix(p + "attn_k.weight", hp.n_embd, hp.kv_dim());
