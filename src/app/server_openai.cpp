@@ -145,10 +145,10 @@ void handle_embeddings(ServerState& state, const httplib::Request& req, httplib:
   const Embeddings& emb = std::get<Embeddings>(done);
   json data = json::array();
   for (size_t i = 0; i < emb.vectors.size(); ++i) {
-    data.push_back({{"object", "embedding"},
-                    {"index", i},
-                    {"embedding", r.base64 ? json(embedding_base64(emb.vectors[i]))
-                                           : json(emb.vectors[i])}});
+    data.push_back(
+        {{"object", "embedding"},
+         {"index", i},
+         {"embedding", r.base64 ? json(embedding_base64(emb.vectors[i])) : json(emb.vectors[i])}});
   }
   json body = {{"object", "list"},
                {"data", std::move(data)},

@@ -164,11 +164,11 @@ std::optional<ApiError> read_prompt(const json& body, ParsedRequest& r) {
   return bad("prompt", "'prompt' must be a string");
 }
 
-std::optional<ApiError> read_model(const json& body, ParsedRequest& r) {
+std::optional<ApiError> read_model(const json& body, std::string& model) {
   auto it = body.find("model");
   if (it == body.end() || it->is_null()) return bad("model", "'model' is required");
   if (!it->is_string()) return bad("model", "'model' must be a string");
-  r.model = it->get<std::string>();
+  model = it->get<std::string>();
   return std::nullopt;
 }
 
@@ -327,9 +327,9 @@ std::optional<ApiError> read_token_ids(const json& list, const std::string& para
                                        std::vector<int32_t>& out) {
   if (list.empty()) return bad(param, fmt::format("'{}' must not be empty", param));
   for (const json& t : list) {
-    if (!t.is_number_integer() || (t.is_number_unsigned() ? t.get<uint64_t>() > INT32_MAX
-                                                          : t.get<int64_t>() < 0 ||
-                                                                t.get<int64_t>() > INT32_MAX))
+    if (!t.is_number_integer() ||
+        (t.is_number_unsigned() ? t.get<uint64_t>() > INT32_MAX
+                                : t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX))
       return bad(param, fmt::format("'{}' must hold token ids (integers from 0)", param));
     out.push_back(static_cast<int32_t>(t.get<int64_t>()));
   }
@@ -356,8 +356,8 @@ std::optional<ApiError> read_embedding_input(const json& body, const char* key,
     return bad(key, fmt::format("'{}' must be {}", key, types));
   if (it->empty()) return bad(key, fmt::format("'{}' must not be empty", key));
   if (it->size() > kMaxEmbeddingInputs)
-    return bad(key, fmt::format("'{}' has {} entries; at most {}", key, it->size(),
-                                kMaxEmbeddingInputs));
+    return bad(
+        key, fmt::format("'{}' has {} entries; at most {}", key, it->size(), kMaxEmbeddingInputs));
   if (tokens_allowed && (*it)[0].is_number()) {  // one pre-tokenized input
     EmbeddingInput in;
     in.from_tokens = true;
@@ -395,14 +395,9 @@ EmbeddingParseResult parse_embedding_request(EmbedApi api, std::string_view body
   EmbeddingRequest r;
   r.api = api;
   r.truncate = api != EmbedApi::kOpenAi;  // Ollama truncates by default; OpenAI refuses
-  std::optional<ApiError> e;
-  if (auto it = body_json.find("model"); it == body_json.end() || it->is_null())
-    e = bad("model", "'model' is required");
-  else if (!it->is_string())
-    e = bad("model", "'model' must be a string");
-  else
-    r.model = it->get<std::string>();
-  if (!e) e = read_embedding_input(body_json, api == EmbedApi::kOllamaLegacy ? "prompt" : "input", r);
+  std::optional<ApiError> e = read_model(body_json, r.model);
+  if (!e)
+    e = read_embedding_input(body_json, api == EmbedApi::kOllamaLegacy ? "prompt" : "input", r);
   if (!e) e = read_int(body_json, "dimensions", 1, 1 << 20, r.dimensions);
   if (!e && api == EmbedApi::kOllamaEmbed) e = read_bool(body_json, "truncate", r.truncate);
   if (!e && api == EmbedApi::kOpenAi) {
@@ -431,7 +426,7 @@ ParseResult parse_request(ApiKind kind, std::string_view body) {
   ParsedRequest r;
   r.kind = kind;
   r.gen.sampling.repeat_penalty = 1.0f;
-  std::optional<ApiError> e = read_model(body_json, r);
+  std::optional<ApiError> e = read_model(body_json, r.model);
   const bool chat = kind == ApiKind::kOpenAiChat || kind == ApiKind::kOllamaChat;
   if (!e) e = chat ? read_messages(body_json, r) : read_prompt(body_json, r);
   const bool openai = kind == ApiKind::kOpenAiChat || kind == ApiKind::kOpenAiCompletion;
