@@ -42,6 +42,11 @@ void ServerHistory::remember(const Digest& d, int64_t id) {
   }
 }
 
+Status ServerHistory::audit(const std::string& event, const nlohmann::json& details) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return vault_->audit(event, details);
+}
+
 Status ServerHistory::store(const std::vector<engine::ChatMessage>& messages,
                             const std::string& answer) {
   size_t last_user = messages.size();

@@ -41,6 +41,8 @@ class ServerHistory {
   // Stores a chat's messages and its answer. Does nothing for a request without a user
   // message.
   Status store(const std::vector<engine::ChatMessage>& messages, const std::string& answer);
+  // Records an event (no user content) in the vault's audit log.
+  Status audit(const std::string& event, const nlohmann::json& details);
 
  private:
   using Digest = std::string;  // 32 bytes

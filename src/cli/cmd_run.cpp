@@ -82,10 +82,9 @@ void register_run(CLI::App& app, int& exit_code) {
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     if (history) history->model_loaded(o->model.model);
-    if (auto confined = confine(o->model.model, o->require_sandbox, history.get()); !confined) {
-      exit_code = fail(confined.error());
-      return;
-    }
+    auto confined = confine(o->model.model, o->require_sandbox);
+    if (!confined) { exit_code = fail(confined.error()); return; }
+    if (history) history->audit_event("sandbox", sandbox_audit(*confined));
     auto params = o->context.params(**model);
     if (!params) { exit_code = fail(params.error()); return; }
     app::ChatOptions opts;

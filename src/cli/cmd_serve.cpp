@@ -205,6 +205,9 @@ void register_serve(CLI::App& app, int& exit_code) {
       exit_code = fail(sandbox.error());
       return;
     }
+    if (history)
+      if (Status s = history->audit("sandbox", sandbox_audit(*sandbox)); !s)
+        fmt::print(stderr, "hearth: warning: the audit log was not written: {}\n", s.error());
     if (Status s = (*server)->start(*sandbox); !s) {
       exit_code = fail(s.error());
       return;

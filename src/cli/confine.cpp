@@ -7,12 +7,10 @@
 #include "app/config.h"
 #include "app/model_paths.h"
 #include "app/paths.h"
-#include "cli/vault_access.h"
 
 namespace hearth::cli {
 
-Expected<platform::SandboxState> confine(const std::string& model_arg, bool required,
-                                         HistoryHook* history) {
+Expected<platform::SandboxState> confine(const std::string& model_arg, bool required) {
   const auto& cfg = app::load_config();
   if (!cfg) return Error{cfg.error()};
   auto model = app::resolve_model(model_arg);
@@ -31,14 +29,16 @@ Expected<platform::SandboxState> confine(const std::string& model_arg, bool requ
                "hearth: note: sandbox incomplete: {} (--require-sandbox makes this fatal)\n",
                missing);
   }
-  if (history)
-    history->audit_event("sandbox", {{"confined", st && st->fs_restricted},
-                                     {"landlock_abi", st ? st->abi : platform::landlock_abi()},
-                                     {"tcp_refused", st && st->tcp_restricted},
-                                     {"seccomp", st && st->seccomp}});
   // A failed part leaves an unknown state: report none rather than more than there is.
   if (!st) return platform::SandboxState{};
   return st;
+}
+
+nlohmann::json sandbox_audit(const platform::SandboxState& state) {
+  return {{"confined", state.fs_restricted},
+          {"landlock_abi", state.fs_restricted ? state.abi : platform::landlock_abi()},
+          {"tcp_refused", state.tcp_restricted},
+          {"seccomp", state.seccomp}};
 }
 
 }  // namespace hearth::cli

