@@ -179,7 +179,8 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
   }
 }
 
-// 5 tokens take the tiled gemm, 9 the packed prefill gemm where the CPU has one.
+// 5 tokens take the tiled gemm, 9 the packed prefill gemm where the CPU has one and
+// HEARTH_PACKED_GEMM=1 is set.
 TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   platform::ThreadPool pool(3);
   const int64_t n = 128;
