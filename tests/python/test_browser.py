@@ -109,10 +109,17 @@ class Page:
             }).observe(document.querySelector('#log'), {subtree: true, childList: true, attributes: true});
         }""")
 
-    def send(self, text: str):
+    def send(self, text: str, mocked: bool = False):
+        """Sends a prompt. A real stream shows Stop while it runs; a mocked (route-fulfilled)
+        stream may finish before Stop can be seen, so then wait for the new answer instead."""
+        count = "() => document.querySelectorAll('#log .assistant').length"
+        before = self.page.evaluate(count)
         self.page.fill("#prompt", text)
         self.page.press("#prompt", "Enter")
-        self.page.wait_for_selector("#stop", state="visible")
+        if mocked:
+            self.page.wait_for_function(f"({count})() > {before}")
+        else:
+            self.page.wait_for_selector("#stop", state="visible")
 
     def wait_done(self):
         self.page.wait_for_selector("#send", state="visible")
@@ -228,7 +235,7 @@ def test_model_output_cannot_inject_html_or_script(browser, server):
         p.page.route("**/v1/chat/completions", lambda route: route.fulfill(
             status=200, headers={"Content-Type": "text/event-stream"}, body=sse(pieces)))
         p.page.evaluate("window.__xss = null")
-        p.send("Show me some Markdown.")
+        p.send("Show me some Markdown.", mocked=True)
         p.wait_done()
         assert p.last_answer() == HOSTILE
         p.page.wait_for_timeout(500)  # give any injected handler time to run
@@ -273,7 +280,7 @@ def test_phone_sized_screen(browser, server):
         wide = "```\n" + "x" * 400 + "\n```\n" + "y" * 400
         p.page.route("**/v1/chat/completions", lambda route: route.fulfill(
             status=200, headers={"Content-Type": "text/event-stream"}, body=sse([wide])))
-        p.send("Long lines, please.")
+        p.send("Long lines, please.", mocked=True)
         p.wait_done()
         for sel in ("#prompt", "#send", "#model", "#new"):
             box = p.page.locator(sel).bounding_box()
