@@ -307,9 +307,31 @@ bool HttpServer::process_and_close_socket(socket_t sock) {
     if (!ok || client_asked_close || stream.must_close()) break;
   }
   t_connection = nullptr;
-  ::shutdown(sock, SHUT_RDWR);
-  ::close(sock);
+  lingering_close(sock);
   return ok;
+}
+
+// Closing a socket whose receive queue holds unread bytes (a refused body the client is
+// still sending) makes the kernel send a reset, which can destroy the answer before the
+// client reads it. So: end our side, then read and drop what the client still sends, for
+// at most kLingerTime and kLingerBytes, and only then close.
+void HttpServer::lingering_close(socket_t sock) {
+  constexpr auto kLingerTime = std::chrono::milliseconds(1000);
+  constexpr size_t kLingerBytes = 16u << 20;
+  ::shutdown(sock, SHUT_WR);
+  const auto end = Clock::now() + kLingerTime;
+  std::array<char, 16384> scratch;
+  size_t drained = 0;
+  while (drained < kLingerBytes) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    const ssize_t n = ::recv(sock, scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
+  ::close(sock);
 }
 
 // Runs on the accept thread, so it never blocks: whatever the client has sent so far is

@@ -81,6 +81,7 @@ class HttpServer : public httplib::Server {
  private:
   bool process_and_close_socket(socket_t sock) override;
   void refuse(socket_t sock);
+  void lingering_close(socket_t sock);
 
   const ConnectionLimits limits_;
   Counters counters_;
