@@ -263,6 +263,15 @@ def test_bad_prompt_ids():
 _unread: dict[int, bytes] = {}
 
 
+def fork_pty() -> tuple[int, int]:
+    """pty.fork(), forgetting any unread text kept for an earlier pty with the same fd number
+    (a closed pty's fd is reused, and its leftovers must not be read as the new one's)."""
+    pid, fd = pty.fork()
+    if pid != 0:
+        _unread.pop(fd, None)
+    return pid, fd
+
+
 def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     """Reads from the pty until `needle` (b"" = any output) and returns the text through it;
     what follows stays for the next call, so two answers in one chunk are both seen."""
@@ -290,7 +299,7 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
 
 @needs_model
 def test_interactive_chat_commands_and_ctrl_c():
-    pid, fd = pty.fork()
+    pid, fd = fork_pty()
     if pid == 0:
         os.execv(str(BIN), [str(BIN), "run", "--temp", "0", "-c", "1024", "-n", "400", "--repeat-penalty", "1.0"])
     try:

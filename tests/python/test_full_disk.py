@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import BIN, MODEL, read_until, tiny_llama
+from test_cli import BIN, MODEL, fork_pty, read_until, tiny_llama
 
 pytestmark = [
     pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built"),
@@ -155,7 +155,7 @@ def test_vault_on_a_full_disk_keeps_every_committed_turn(disk, tmp_path):
     filler.unlink()
 
     # A chat whose turn cannot be written: the failure is reported, the chat goes on.
-    pid, fd = pty.fork()
+    pid, fd = fork_pty()
     if pid == 0:
         os.environ.update(HEARTH_HOME=str(home), HEARTH_MODELS=str(home / "models"))
         os.environ.pop("HEARTH_PASSPHRASE", None)
