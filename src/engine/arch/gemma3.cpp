@@ -27,10 +27,10 @@
 // every matmul; only attention looks at which sequence (which cache) a row is from.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "engine/arch/arch.h"
+#include "engine/arch/batch.h"
 #include "engine/arch/loader.h"
 #include "kernels/activations.h"
 #include "kernels/attention.h"
@@ -90,8 +90,7 @@ class Gemma3 final : public ArchModel {
   // Row r of the batch is token i of sequence s, at position seqs[s].state->n_past + i.
   void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const override {
     platform::ThreadPool& pool = *ws.pool;
-    int64_t B = 0;
-    for (int s = 0; s < n_seqs; ++s) B += seqs[s].n_tokens;
+    const int64_t B = batch_rows(seqs, n_seqs);
     const int64_t D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
     const int64_t hd = hp.head_dim, rd = hp.rot_dim, n_rep = hp.n_head / hp.n_head_kv;
     float* x = ws.scratch.get();
@@ -142,20 +141,14 @@ class Gemma3 final : public ArchModel {
           kernels::rope_apply(kh, cs, rd, true);
         }
       }
-      for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {  // append to each cache
-        const ForwardState& st = *seqs[s].state;
-        const int64_t at = (il * st.n_ctx + st.n_past) * KVD;
-        std::memcpy(st.k_cache.get() + at, k + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
-        std::memcpy(st.v_cache.get() + at, v + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
-      }
+      append_kv(seqs, n_seqs, il, KVD, k, v);
 
       // One (row, head) pair per work item. Token i of a sequence, at position p, sees its
       // cache rows [0, p] on a global layer and [max(0, p + 1 - window), p] on a local one.
       pool.run_items(B * hp.n_head, [&](int64_t w, int ti) {
         const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
-        int64_t s = 0, i = t;
-        while (i >= seqs[s].n_tokens) i -= seqs[s++].n_tokens;
-        const ForwardState& st = *seqs[s].state;
+        int64_t i;
+        const ForwardState& st = *seqs[row_sequence(seqs, t, i)].state;
         const int64_t pos = st.n_past + i;
         const int64_t first = L.global ? 0 : std::max<int64_t>(0, pos + 1 - window);
         const int64_t at = (il * st.n_ctx + first) * KVD + kvh * hd;
@@ -188,20 +181,11 @@ class Gemma3 final : public ArchModel {
 
     // Output head: final norm of the rows each sequence asked for, gathered into h, then
     // one matmul for all of them.
-    int64_t n_out = 0;
-    for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
-      const SeqTokens& sq = seqs[s];
-      for (int64_t i = 0; i < sq.n_tokens; ++i) {
-        const float* xr = x + (r + i) * D;
-        if (sq.normed) kernels::rmsnorm(xr, output_norm, sq.normed + i * D, D, hp.rms_eps);
-        if (sq.logits == LogitsRows::kAll || (sq.logits == LogitsRows::kLast && i == sq.n_tokens - 1))
-          kernels::rmsnorm(xr, output_norm, h + n_out++ * D, D, hp.rms_eps);
-      }
-    }
+    const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
     if (final_cap > 0)
       for (int64_t i = 0; i < n_out * hp.n_vocab; ++i) logits[i] = final_cap * std::tanh(logits[i] / final_cap);
-    for (int s = 0; s < n_seqs; ++s) seqs[s].state->n_past += seqs[s].n_tokens;
+    advance(seqs, n_seqs);
   }
 };
 

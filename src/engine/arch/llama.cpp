@@ -14,10 +14,10 @@
 // every matmul, and only attention looks at which sequence (which cache) a row is from.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "engine/arch/arch.h"
+#include "engine/arch/batch.h"
 #include "engine/arch/loader.h"
 #include "kernels/attention.h"
 #include "kernels/ops.h"
@@ -66,8 +66,7 @@ class Llama final : public ArchModel {
   // of sequence s, at position seqs[s].state->n_past + i.
   void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const override {
     platform::ThreadPool& pool = *ws.pool;
-    int64_t B = 0;
-    for (int s = 0; s < n_seqs; ++s) B += seqs[s].n_tokens;
+    const int64_t B = batch_rows(seqs, n_seqs);
     const int64_t D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
     const int64_t hd = hp.head_dim, n_rep = hp.n_head / hp.n_head_kv;
     float* x = ws.scratch.get();
@@ -104,20 +103,14 @@ class Llama final : public ArchModel {
         for (int64_t hh = 0; hh < hp.n_head; ++hh) kernels::rope_apply(q + t * QD + hh * hd, cs, hp.rot_dim, false);
         for (int64_t hh = 0; hh < hp.n_head_kv; ++hh) kernels::rope_apply(k + t * KVD + hh * hd, cs, hp.rot_dim, false);
       }
-      for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {  // append to each cache
-        const ForwardState& st = *seqs[s].state;
-        const int64_t at = (il * st.n_ctx + st.n_past) * KVD;
-        std::memcpy(st.k_cache.get() + at, k + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
-        std::memcpy(st.v_cache.get() + at, v + r * KVD, sizeof(float) * seqs[s].n_tokens * KVD);
-      }
+      append_kv(seqs, n_seqs, il, KVD, k, v);
 
       // One (row, head) pair per work item; token i of a sequence sees its cache rows
       // [0, n_past + i].
       pool.run_items(B * hp.n_head, [&](int64_t w, int ti) {
         const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
-        int64_t s = 0, i = t;
-        while (i >= seqs[s].n_tokens) i -= seqs[s++].n_tokens;
-        const ForwardState& st = *seqs[s].state;
+        int64_t i;
+        const ForwardState& st = *seqs[row_sequence(seqs, t, i)].state;
         const int64_t layer = il * st.n_ctx * KVD + kvh * hd;  // [n_ctx, kv_dim] of this layer
         kernels::attention_head(q + t * QD + hh * hd, st.k_cache.get() + layer, st.v_cache.get() + layer,
                                 KVD, st.n_past + i + 1, hd, kq_scale, scores + ti * ws.n_ctx,
@@ -144,18 +137,9 @@ class Llama final : public ArchModel {
 
     // Output head: final norm of the rows each sequence asked for, gathered into h, then
     // one matmul for all of them.
-    int64_t n_out = 0;
-    for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
-      const SeqTokens& sq = seqs[s];
-      for (int64_t i = 0; i < sq.n_tokens; ++i) {
-        const float* xr = x + (r + i) * D;
-        if (sq.normed) kernels::rmsnorm(xr, output_norm, sq.normed + i * D, D, hp.rms_eps);
-        if (sq.logits == LogitsRows::kAll || (sq.logits == LogitsRows::kLast && i == sq.n_tokens - 1))
-          kernels::rmsnorm(xr, output_norm, h + n_out++ * D, D, hp.rms_eps);
-      }
-    }
+    const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
-    for (int s = 0; s < n_seqs; ++s) seqs[s].state->n_past += seqs[s].n_tokens;
+    advance(seqs, n_seqs);
   }
 };
 

@@ -1,0 +1,51 @@
+#include "engine/arch/batch.h"
+
+#include <cstring>
+
+#include "kernels/ops.h"
+
+namespace hearth::engine {
+
+int64_t batch_rows(const SeqTokens* seqs, int n_seqs) {
+  int64_t rows = 0;
+  for (int s = 0; s < n_seqs; ++s) rows += seqs[s].n_tokens;
+  return rows;
+}
+
+int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i) {
+  int s = 0;
+  i = t;
+  while (i >= seqs[s].n_tokens) i -= seqs[s++].n_tokens;
+  return s;
+}
+
+void append_kv(const SeqTokens* seqs, int n_seqs, int64_t il, int64_t kv_dim, const float* k,
+               const float* v) {
+  for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
+    const ForwardState& st = *seqs[s].state;
+    const int64_t at = (il * st.n_ctx + st.n_past) * kv_dim;
+    std::memcpy(st.k_cache.get() + at, k + r * kv_dim, sizeof(float) * seqs[s].n_tokens * kv_dim);
+    std::memcpy(st.v_cache.get() + at, v + r * kv_dim, sizeof(float) * seqs[s].n_tokens * kv_dim);
+  }
+}
+
+int64_t gather_output_rows(const SeqTokens* seqs, int n_seqs, const float* x, int64_t n_embd,
+                           const float* norm, float eps, float* out) {
+  int64_t n_out = 0;
+  for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
+    const SeqTokens& sq = seqs[s];
+    for (int64_t i = 0; i < sq.n_tokens; ++i) {
+      const float* xr = x + (r + i) * n_embd;
+      if (sq.normed) kernels::rmsnorm(xr, norm, sq.normed + i * n_embd, n_embd, eps);
+      if (sq.logits == LogitsRows::kAll || (sq.logits == LogitsRows::kLast && i == sq.n_tokens - 1))
+        kernels::rmsnorm(xr, norm, out + n_out++ * n_embd, n_embd, eps);
+    }
+  }
+  return n_out;
+}
+
+void advance(const SeqTokens* seqs, int n_seqs) {
+  for (int s = 0; s < n_seqs; ++s) seqs[s].state->n_past += seqs[s].n_tokens;
+}
+
+}  // namespace hearth::engine

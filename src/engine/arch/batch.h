@@ -1,0 +1,32 @@
+// Bookkeeping every architecture's multi-sequence forward pass shares. The rows of a batch
+// are the sequences' tokens one after another: row r is token i of sequence s, at position
+// seqs[s].state->n_past + i.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/arch/arch.h"
+
+namespace hearth::engine {
+
+// Total rows of the batch.
+int64_t batch_rows(const SeqTokens* seqs, int n_seqs);
+
+// The sequence that batch row t belongs to; i is set to the token's index within it.
+int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i);
+
+// Copies layer il's K and V rows ([rows, kv_dim] each) into every sequence's cache at
+// that sequence's n_past.
+void append_kv(const SeqTokens* seqs, int n_seqs, int64_t il, int64_t kv_dim, const float* k,
+               const float* v);
+
+// Final norm of x [rows, n_embd]: writes each sequence's `normed` rows when asked, and
+// gathers the normed rows whose logits are wanted into out, in batch order. Returns how
+// many rows it gathered.
+int64_t gather_output_rows(const SeqTokens* seqs, int n_seqs, const float* x, int64_t n_embd,
+                           const float* norm, float eps, float* out);
+
+// Advances every sequence's n_past past its tokens (the end of a forward pass).
+void advance(const SeqTokens* seqs, int n_seqs);
+
+}  // namespace hearth::engine
