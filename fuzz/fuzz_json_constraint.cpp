@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../tests/support/fake_tokenizer.h"
 #include "engine/json_constraint.h"
 
 namespace {
@@ -27,31 +28,6 @@ using hearth::engine::JsonTokenFilter;
 void check(bool ok) {
   if (!ok) std::abort();
 }
-
-// Token 0 ends generation; the others are the pieces.
-class PieceTokenizer : public hearth::engine::Tokenizer {
- public:
-  explicit PieceTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
-  std::vector<int32_t> encode(std::string_view, bool, bool) const override { return {}; }
-  std::string token_to_piece(int32_t id, bool) const override {
-    return id == 0 ? std::string() : pieces_[static_cast<size_t>(id)];
-  }
-  int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
-  std::string_view token_text(int32_t id) const override {
-    return pieces_[static_cast<size_t>(id)];
-  }
-  int32_t find_token(std::string_view) const override { return -1; }
-  int32_t bos() const override { return -1; }
-  int32_t eos() const override { return 0; }
-  bool add_bos() const override { return false; }
-  bool is_eog(int32_t id) const override { return id == 0; }
-  bool is_control(int32_t id) const override { return id == 0; }
-  std::string_view model() const override { return "fuzz"; }
-  std::string_view pre() const override { return ""; }
-
- private:
-  std::vector<std::string> pieces_;
-};
 
 void fuzz_recognizer(std::string_view in, JsonLimits limits) {
   JsonRecognizer r(limits);
@@ -84,7 +60,7 @@ void fuzz_filter(std::string_view vocab, std::string_view choices, JsonLimits li
       start = i + 1;
     }
   }
-  const PieceTokenizer tok(pieces);
+  const hearth::test_support::FakeTokenizer tok(pieces, 1);  // token 0 ends generation
   JsonTokenFilter f(tok, limits);
   std::vector<float> logits(pieces.size());
   for (unsigned char c : choices) {

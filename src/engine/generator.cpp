@@ -25,7 +25,8 @@ Generation::Generation(const Model& model, const GenerateParams& params, TextCal
       sampler_(params.sampling, static_cast<int32_t>(model.hparams().n_vocab)),
       decoder_(model.tokenizer()),
       stops_(params.stop) {
-  if (params.json_object) json_.emplace(tok_, JsonLimits{32, 64});
+  // The vocabulary index is the model's, built once: set-up here is per-answer state only.
+  if (params.json_object) json_.emplace(model.json_vocab_index(), JsonLimits{32, 64});
 }
 
 Expected<std::vector<int32_t>> Generation::start(Sequence& seq, const std::vector<int32_t>& prompt) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <utility>
 
 namespace hearth::engine {
 
@@ -317,13 +319,12 @@ bool JsonRecognizer::number_byte(unsigned char c) {
 }
 
 // Key of a token's group: its first byte, then its second (0: a one-byte token).
-size_t JsonTokenFilter::group_of(std::string_view b) {
+size_t JsonVocabIndex::group_of(std::string_view b) {
   return static_cast<unsigned char>(b[0]) * 257u +
          (b.size() == 1 ? 0u : 1u + static_cast<unsigned char>(b[1]));
 }
 
-JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
-    : rec_(limits), n_vocab_(std::max(0, tok.n_vocab())) {
+JsonVocabIndex::JsonVocabIndex(const Tokenizer& tok) : n_vocab_(std::max(0, tok.n_vocab())) {
   const auto n = static_cast<size_t>(n_vocab_);
   offset_.resize(n + 1);
   flags_.assign(n, 0);
@@ -348,15 +349,14 @@ JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
   group_.assign(kGroups + 1, 0);
   for (int32_t id = 0; id < n_vocab_; ++id) {
     const std::string_view b = bytes(id);
-    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog)) ++group_[group_of(b) + 1];
+    if (!b.empty() && !has(id, kEog)) ++group_[group_of(b) + 1];
   }
   for (size_t g = 1; g <= kGroups; ++g) group_[g] += group_[g - 1];
   by_group_.resize(group_[kGroups]);
   std::vector<uint32_t> next(group_.begin(), group_.end() - 1);
   for (int32_t id = 0; id < n_vocab_; ++id) {
     const std::string_view b = bytes(id);
-    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog))
-      by_group_[next[group_of(b)]++] = id;
+    if (!b.empty() && !has(id, kEog)) by_group_[next[group_of(b)]++] = id;
   }
   // The same tokens by first byte alone, in id order.
   first_group_.assign(257, 0);
@@ -365,29 +365,38 @@ JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
   std::vector<uint32_t> next_first(first_group_.begin(), first_group_.end() - 1);
   for (int32_t id = 0; id < n_vocab_; ++id) {
     const std::string_view b = bytes(id);
-    if (!b.empty() && !(flags_[static_cast<size_t>(id)] & kEog))
+    if (!b.empty() && !has(id, kEog))
       by_first_[next_first[static_cast<unsigned char>(b[0])]++] = id;
   }
-  kept_.resize(n);
 }
 
-std::string_view JsonTokenFilter::bytes(int32_t token) const {
+std::string_view JsonVocabIndex::bytes(int32_t token) const {
   const auto i = static_cast<size_t>(token);
   return std::string_view(bytes_).substr(offset_[i], offset_[i + 1] - offset_[i]);
 }
 
+JsonTokenFilter::JsonTokenFilter(std::shared_ptr<const JsonVocabIndex> index, JsonLimits limits)
+    : index_(std::move(index)),
+      rec_(limits),
+      kept_(std::make_unique_for_overwrite<Kept[]>(static_cast<size_t>(index_->n_vocab()))) {}
+
+JsonTokenFilter::JsonTokenFilter(const Tokenizer& tok, JsonLimits limits)
+    : JsonTokenFilter(std::make_shared<const JsonVocabIndex>(tok), limits) {}
+
 // Whether token `id`, whose first byte took the recogniser to `first`, stays.
 bool JsonTokenFilter::rest_accepted(const JsonRecognizer& first, int32_t id) const {
-  if (first.in_plain_string() && (flags_[static_cast<size_t>(id)] & kPlainTail)) return true;
+  if (first.in_plain_string() && index_->has(id, JsonVocabIndex::kPlainTail)) return true;
   JsonRecognizer walk = first;
-  return walk.feed(bytes(id).substr(1));
+  return walk.feed(index_->bytes(id).substr(1));
 }
 
 size_t JsonTokenFilter::mask(float* logits) {
+  const JsonVocabIndex& ix = *index_;
+  const int32_t n_vocab = ix.n_vocab_;
   size_t allowed = 0;
   if (rec_.complete()) {
-    for (int32_t id = 0; id < n_vocab_; ++id) {
-      if (!(flags_[static_cast<size_t>(id)] & kEog))
+    for (int32_t id = 0; id < n_vocab; ++id) {
+      if (!ix.has(id, JsonVocabIndex::kEog))
         logits[id] = kNegInf;
       else if (logits[id] > kNegInf)
         ++allowed;
@@ -398,16 +407,16 @@ size_t JsonTokenFilter::mask(float* logits) {
   const auto open = [&](int32_t id) { return logits[id] > kNegInf; };
   if (rec_.in_plain_string()) {
     // Most tokens stay: refuse the others where they are, a first byte's tokens in id order.
-    for (int32_t id : no_bytes_) logits[id] = kNegInf;
+    for (int32_t id : ix.no_bytes_) logits[id] = kNegInf;
     for (unsigned b0 = 0; b0 < 256; ++b0) {
       JsonRecognizer first = rec_;
       const bool first_ok = first.feed(static_cast<unsigned char>(b0));
       const bool plain = first.in_plain_string();
-      for (uint32_t i = first_group_[b0]; i < first_group_[b0 + 1]; ++i) {
-        const int32_t id = by_first_[i];
+      for (uint32_t i = ix.first_group_[b0]; i < ix.first_group_[b0 + 1]; ++i) {
+        const int32_t id = ix.by_first_[i];
         if (!open(id)) continue;
         if (first_ok &&
-            ((plain && (flags_[static_cast<size_t>(id)] & kPlainTail)) || rest_accepted(first, id)))
+            ((plain && ix.has(id, JsonVocabIndex::kPlainTail)) || rest_accepted(first, id)))
           ++allowed;
         else
           logits[id] = kNegInf;
@@ -421,28 +430,31 @@ size_t JsonTokenFilter::mask(float* logits) {
   for (unsigned b0 = 0; b0 < 256; ++b0) {
     JsonRecognizer first = rec_;
     if (!first.feed(static_cast<unsigned char>(b0))) continue;
-    const uint32_t* g = group_.data() + b0 * 257u;
-    for (uint32_t i = g[0]; i < g[1]; ++i)  // the one-byte token
-      if (open(by_group_[i])) kept_[n_kept++] = {by_group_[i], logits[by_group_[i]]};
+    const uint32_t* g = ix.group_.data() + b0 * 257u;
+    for (uint32_t i = g[0]; i < g[1]; ++i) {  // the one-byte token
+      const int32_t id = ix.by_group_[i];
+      if (open(id)) kept_[n_kept++] = {id, logits[id]};
+    }
     for (unsigned b1 = 0; b1 < 256; ++b1) {
       if (g[1 + b1] == g[2 + b1]) continue;
       JsonRecognizer second = first;
       if (!second.feed(static_cast<unsigned char>(b1))) continue;
       for (uint32_t i = g[1 + b1]; i < g[2 + b1]; ++i) {
-        const int32_t id = by_group_[i];
+        const int32_t id = ix.by_group_[i];
         if (open(id) && rest_accepted(first, id)) kept_[n_kept++] = {id, logits[id]};
       }
     }
   }
-  std::fill(logits, logits + n_vocab_, kNegInf);
-  for (size_t i = 0; i < n_kept; ++i) logits[kept_[i].first] = kept_[i].second;
+  std::fill(logits, logits + n_vocab, kNegInf);
+  for (size_t i = 0; i < n_kept; ++i) logits[kept_[i].id] = kept_[i].logit;
   return n_kept;
 }
 
 bool JsonTokenFilter::accept(int32_t token) {
-  if (token < 0 || token >= n_vocab_) return rec_.fail();
-  if (flags_[static_cast<size_t>(token)] & kEog) return rec_.complete() || rec_.fail();
-  const std::string_view b = bytes(token);
+  const JsonVocabIndex& ix = *index_;
+  if (token < 0 || token >= ix.n_vocab_) return rec_.fail();
+  if (ix.has(token, JsonVocabIndex::kEog)) return rec_.complete() || rec_.fail();
+  const std::string_view b = ix.bytes(token);
   if (b.empty()) return rec_.fail();
   return rec_.feed(b);
 }

@@ -34,16 +34,19 @@
 // string text (valid UTF-8, no quote, backslash or control byte) after a first byte that
 // leaves the recogniser inside a string is accepted without a walk. Only the tokens left
 // are walked byte by byte.
-// Measured with bench/json_mask.cpp on SmolLM2's 49,152 tokens: see BENCHMARKS.md.
+// What the filter knows of the vocabulary (the bytes, the groups) is a JsonVocabIndex, built
+// once per tokenizer and shared, so that starting a JSON-mode answer costs no pass over the
+// vocabulary. Measured with bench/json_mask.cpp on SmolLM2's 49,152 tokens: see BENCHMARKS.md.
 //
-// Thread safety: one recogniser and one filter per sequence; not shared.
+// Thread safety: one recogniser and one filter per sequence, not shared; a JsonVocabIndex
+// is immutable and shared by any number of filters on any threads.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "engine/tokenizer.h"
@@ -124,25 +127,27 @@ class JsonRecognizer {
   bool low_ = false;  // the \u escape being read must be a low surrogate
 };
 
-class JsonTokenFilter {
+// What JsonTokenFilter needs to know of a vocabulary, read once: every token's bytes (its
+// Tokenizer::token_to_piece), which tokens end generation or stream nothing, which have a
+// tail of plain string text, and the tokens with bytes grouped by their first two bytes.
+// It does not depend on JsonLimits. Building it reads every token (3-16 ms for SmolLM2's
+// 49,152 tokens, see BENCHMARKS.md), so it is built once per tokenizer (Model holds one,
+// Model::json_vocab_index) and shared by the filters of every JSON-mode request.
+// Thread safety: immutable after construction; share it between threads freely.
+class JsonVocabIndex {
  public:
   // Reads every token's bytes once (allocates; not for the token loop).
-  explicit JsonTokenFilter(const Tokenizer& tok, JsonLimits limits = {});
-  // logits: [n_vocab]. Sets refused tokens to -inf and returns how many tokens still have
-  // a logit above -inf (0 only if the vocabulary cannot continue the document).
-  size_t mask(float* logits);
-  // Advances the document by a sampled token. A token mask() would refuse (or an
-  // out-of-range id) returns false and leaves the recogniser failed.
-  bool accept(int32_t token);
-  bool complete() const { return rec_.complete(); }
-  const JsonRecognizer& recognizer() const { return rec_; }
+  explicit JsonVocabIndex(const Tokenizer& tok);
+  JsonVocabIndex(const JsonVocabIndex&) = delete;
+  JsonVocabIndex& operator=(const JsonVocabIndex&) = delete;
+  int32_t n_vocab() const { return n_vocab_; }
 
  private:
+  friend class JsonTokenFilter;
   enum : uint8_t { kEog = 1, kPlainTail = 2 };
   std::string_view bytes(int32_t token) const;
-  bool rest_accepted(const JsonRecognizer& first, int32_t id) const;
+  bool has(int32_t token, uint8_t flag) const { return flags_[static_cast<size_t>(token)] & flag; }
 
-  JsonRecognizer rec_;
   int32_t n_vocab_;
   std::string bytes_;             // every token's bytes, back to back
   std::vector<uint32_t> offset_;  // [n_vocab + 1] into bytes_
@@ -156,7 +161,35 @@ class JsonTokenFilter {
   std::vector<int32_t> by_first_;  // the same tokens by first byte alone, in id order
   std::vector<uint32_t> first_group_;  // [257]: first byte b0 is by_first_[[b0], [b0 + 1])
   std::vector<int32_t> no_bytes_;      // tokens that stream nothing, end-of-generation ones too
-  std::vector<std::pair<int32_t, float>> kept_;  // mask()'s scratch [n_vocab]: (id, logit)
+};
+
+// One JSON-mode answer: a recogniser, mask()'s scratch and a shared JsonVocabIndex.
+class JsonTokenFilter {
+ public:
+  // A request's set-up: no pass over the vocabulary (index must not be null).
+  explicit JsonTokenFilter(std::shared_ptr<const JsonVocabIndex> index, JsonLimits limits = {});
+  // Builds an index of its own (reads every token: for tests and one-off uses).
+  explicit JsonTokenFilter(const Tokenizer& tok, JsonLimits limits = {});
+  // logits: [n_vocab]. Sets refused tokens to -inf and returns how many tokens still have
+  // a logit above -inf (0 only if the vocabulary cannot continue the document).
+  size_t mask(float* logits);
+  // Advances the document by a sampled token. A token mask() would refuse (or an
+  // out-of-range id) returns false and leaves the recogniser failed.
+  bool accept(int32_t token);
+  bool complete() const { return rec_.complete(); }
+  const JsonRecognizer& recognizer() const { return rec_; }
+
+ private:
+  bool rest_accepted(const JsonRecognizer& first, int32_t id) const;
+
+  struct Kept {
+    int32_t id;
+    float logit;
+  };
+  std::shared_ptr<const JsonVocabIndex> index_;  // never null
+  JsonRecognizer rec_;
+  // mask()'s scratch [n_vocab], left uninitialised: the tokens kept and their logits.
+  std::unique_ptr<Kept[]> kept_;
 };
 
 }  // namespace hearth::engine

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "engine/chat_template.h"
+#include "engine/json_constraint.h"
 
 namespace hearth::engine {
 namespace {
@@ -74,6 +75,12 @@ std::optional<std::string> Model::chat_template() const {
 int64_t Model::kv_bytes(int64_t n_ctx) const {
   const HParams& hp = hparams();
   return 2 * hp.n_layer * n_ctx * hp.kv_dim() * static_cast<int64_t>(sizeof(float));
+}
+
+std::shared_ptr<const JsonVocabIndex> Model::json_vocab_index() const {
+  std::call_once(json_index_once_,
+                 [this] { json_index_ = std::make_shared<const JsonVocabIndex>(*tokenizer_); });
+  return json_index_;
 }
 
 void Sequence::truncate(int64_t n) {

@@ -1,8 +1,10 @@
 // A loaded model: the mapped GGUF, its architecture's weights view, tokenizer and chat
-// template. Immutable after load(); share it between sequences (Context objects).
+// template. Immutable after load() (but for the JSON-mode index, built once on first use
+// under std::call_once); share it between sequences (Context objects) and threads.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +15,8 @@
 #include "platform/status.h"
 
 namespace hearth::engine {
+
+class JsonVocabIndex;
 
 class Model {
  public:
@@ -29,11 +33,16 @@ class Model {
   std::optional<std::string> chat_template() const;
   // Bytes the KV cache takes for n_ctx positions.
   int64_t kv_bytes(int64_t n_ctx) const;
+  // JSON mode's index of the tokenizer's vocabulary (engine/json_constraint.h): built by
+  // the first caller (one pass over the vocabulary), then shared. Thread-safe.
+  std::shared_ptr<const JsonVocabIndex> json_vocab_index() const;
 
  private:
   std::unique_ptr<format::GgufFile> gguf_;
   std::unique_ptr<ArchModel> arch_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  mutable std::once_flag json_index_once_;
+  mutable std::shared_ptr<const JsonVocabIndex> json_index_;  // set once under json_index_once_
 };
 
 struct ContextParams {

@@ -11,11 +11,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../support/fake_tokenizer.h"
 #include "engine/generator.h"
 #include "engine/model.h"
 
@@ -248,28 +251,10 @@ TEST(JsonRecognizer, RandomWalksNeverReachADeadEndAndFinishAsJson) {
 }
 
 // A vocabulary given as strings; token 0 is the end-of-generation token, 1 a control token.
-class FakeTokenizer : public Tokenizer {
+class FakeTokenizer : public test_support::FakeTokenizer {
  public:
-  explicit FakeTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
-  std::vector<int32_t> encode(std::string_view, bool, bool) const override { return {}; }
-  std::string token_to_piece(int32_t id, bool) const override {
-    return id < 2 ? std::string() : pieces_[static_cast<size_t>(id)];
-  }
-  int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
-  std::string_view token_text(int32_t id) const override {
-    return pieces_[static_cast<size_t>(id)];
-  }
-  int32_t find_token(std::string_view) const override { return -1; }
-  int32_t bos() const override { return -1; }
-  int32_t eos() const override { return 0; }
-  bool add_bos() const override { return false; }
-  bool is_eog(int32_t id) const override { return id == 0; }
-  bool is_control(int32_t id) const override { return id < 2; }
-  std::string_view model() const override { return "fake"; }
-  std::string_view pre() const override { return ""; }
-
- private:
-  std::vector<std::string> pieces_;
+  explicit FakeTokenizer(std::vector<std::string> pieces)
+      : test_support::FakeTokenizer(std::move(pieces), 2) {}
 };
 
 // The reference: every token walked byte by byte from the filter's current state.
@@ -390,6 +375,27 @@ TEST(JsonTokenFilter, EndOfGenerationOnlyOnceComplete) {
   EXPECT_TRUE(f.accept(0));
 }
 
+// One index serves many answers: each filter's document is its own.
+TEST(JsonTokenFilter, FiltersSharingAnIndexAreIndependent) {
+  FakeTokenizer tok({"<eos>", "<ctl>", "{", "}", " ", "\"a\":1"});
+  const auto index = std::make_shared<const JsonVocabIndex>(tok);
+  EXPECT_EQ(index->n_vocab(), 6);
+  JsonTokenFilter a(index), b(index);
+  ASSERT_TRUE(a.accept(2));
+  ASSERT_TRUE(a.accept(3));
+  EXPECT_TRUE(a.complete());
+  EXPECT_FALSE(b.complete());
+  std::vector<float> logits(6, 1.0f);
+  EXPECT_EQ(b.mask(logits.data()), 2u);  // still at the start: "{" and whitespace
+  EXPECT_GT(logits[2], kNegInf);
+  expect_mask_matches_brute_force(tok, b, "");
+  ASSERT_TRUE(b.accept(2));
+  expect_mask_matches_brute_force(tok, b, "{");
+  std::fill(logits.begin(), logits.end(), 1.0f);
+  EXPECT_EQ(a.mask(logits.data()), 1u);  // a is complete: only end of generation
+  EXPECT_GT(logits[0], kNegInf);
+}
+
 TEST(JsonTokenFilter, RefusedTokensFailTheDocument) {
   FakeTokenizer tok({"<eos>", "<ctl>", "{", "}", "x"});
   JsonTokenFilter a(tok);
@@ -434,11 +440,24 @@ class JsonRealModel : public ::testing::Test {
 };
 Model* JsonRealModel::model_ = nullptr;
 
+// The model's index is built once, by whichever thread asks first, and shared.
+TEST_F(JsonRealModel, VocabIndexIsBuiltOnceAndShared) {
+  std::vector<std::shared_ptr<const JsonVocabIndex>> got(4);
+  std::vector<std::thread> threads;
+  for (auto& g : got) threads.emplace_back([&g] { g = model_->json_vocab_index(); });
+  for (auto& t : threads) t.join();
+  ASSERT_NE(got[0], nullptr);
+  for (const auto& g : got) EXPECT_EQ(g.get(), got[0].get());
+  EXPECT_EQ(model_->json_vocab_index().get(), got[0].get());
+  EXPECT_EQ(got[0]->n_vocab(), model_->tokenizer().n_vocab());
+}
+
 TEST_F(JsonRealModel, MaskIsExactOnTheRealVocabulary) {
   const Tokenizer& tok = model_->tokenizer();
   for (const std::string& prefix : kPrefixes) {
-    // Reach the prefix through the filter with the tokens the tokenizer makes of it.
-    JsonTokenFilter f(tok);
+    // Reach the prefix through the filter with the tokens the tokenizer makes of it, over
+    // the model's shared index as the generator uses it.
+    JsonTokenFilter f(model_->json_vocab_index());
     bool reached = true;
     for (int32_t id : tok.encode(prefix, false, false)) reached = reached && f.accept(id);
     ASSERT_TRUE(reached) << prefix;
@@ -454,7 +473,7 @@ TEST_F(JsonRealModel, SamplingFromMaskedRandomLogitsStaysValid) {
   std::normal_distribution<float> noise(0.0f, 3.0f);
   std::vector<float> logits(n);
   for (int run = 0; run < 4; ++run) {
-    JsonTokenFilter f(tok);
+    JsonTokenFilter f(model_->json_vocab_index());
     SamplerParams sp;
     sp.temp = run == 0 ? 0.0f : 1.0f;
     sp.top_k = run == 3 ? 0 : 40;
