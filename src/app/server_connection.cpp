@@ -133,6 +133,8 @@ class ConnectionStream final : public httplib::Stream {
   // asked for it).
   bool must_close() const { return failed_ || close_requested_; }
   void request_close() { close_requested_ = true; }
+  // False once the client has closed or reset its end.
+  bool client_open() const { return peer_open(); }
 
   bool is_readable() const override { return buffered() > 0 || wait(POLLIN, deadline_); }
 
@@ -281,6 +283,10 @@ ConnectionStats HttpServer::stats() const {
 
 bool HttpServer::current_request_timed_out() {
   return t_connection != nullptr && t_connection->timed_out();
+}
+
+bool HttpServer::current_client_connected() {
+  return t_connection == nullptr || t_connection->client_open();
 }
 
 void HttpServer::close_current_connection_after_response() {

@@ -70,6 +70,10 @@ class HttpServer : public httplib::Server {
   // when a request is refused before its body was read, so the unread body is never taken
   // for the next request).
   static void close_current_connection_after_response();
+  // For handlers that work before they answer (embeddings): false once the client of the
+  // calling thread's connection has closed or reset its end, so the work can stop. A poll
+  // and at most a one-byte peek; true outside a connection thread.
+  static bool current_client_connected();
 
   // Bookkeeping for the connection threads (server_connection.cpp).
   struct Counters {

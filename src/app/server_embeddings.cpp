@@ -6,14 +6,26 @@
 #include <bit>
 #include <chrono>
 
+#include "app/server_connection.h"
 #include "app/server_routes.h"
 
 namespace hearth::app {
 namespace {
 
+constexpr std::chrono::milliseconds kWaitSlice{100};  // between looks at the client while waiting
+
 ApiError bad(int status, std::string message, std::string param = "") {
   return ApiError{status, status == 400 ? "invalid_request_error" : "server_error",
                   std::move(message), std::move(param)};
+}
+
+// nginx's "client closed request": never seen by the client, only in /metrics.
+ApiError client_gone() {
+  return ApiError{499, "cancelled", "the client closed the connection; the embeddings stopped", ""};
+}
+
+ApiError too_late() {
+  return ApiError{504, "timeout", "the request took longer than this server's limit", ""};
 }
 
 std::string input_param(const EmbeddingRequest& r, size_t i) {
@@ -71,9 +83,15 @@ std::variant<Embeddings, ApiError> Embedder::embed(ServerState& state, const Emb
       return bad(400, fmt::format("'{}' gives no tokens", input_param(r, i)), input_param(r, i));
   }
 
+  // A client that goes away stops the work at once: while waiting for the context, between
+  // inputs and between n_batch chunks of an input (a poll of its socket each time).
+  const auto gone = [] { return !HttpServer::current_client_connected(); };
   std::unique_lock lock(mutex_, std::defer_lock);
-  if (!lock.try_lock_until(deadline))
-    return ApiError{504, "timeout", "the request waited longer than this server's limit", ""};
+  while (!lock.try_lock_until(std::min(deadline, Clock::now() + kWaitSlice))) {
+    if (Clock::now() >= deadline)
+      return ApiError{504, "timeout", "the request waited longer than this server's limit", ""};
+    if (gone()) return client_gone();
+  }
   if (!ctx_) {
     engine::ContextParams params = state.options.context;
     params.n_ctx = n_ctx;
@@ -82,13 +100,15 @@ std::variant<Embeddings, ApiError> Embedder::embed(ServerState& state, const Emb
     if (!ctx) return bad(500, "cannot make a context for embeddings: " + ctx.error());
     ctx_ = std::move(*ctx);
   }
+  const auto stop = [&] { return Clock::now() > deadline || gone(); };
   Embeddings out;
   out.vectors.resize(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
-    if (Clock::now() > deadline)
-      return ApiError{504, "timeout", "the request took longer than this server's limit", ""};
-    if (Status s = ctx_->embed(tokens[i], out.vectors[i]); !s)
+    if (Status s = ctx_->embed(tokens[i], out.vectors[i], stop); !s) {
+      if (Clock::now() > deadline) return too_late();
+      if (gone()) return client_gone();
       return bad(500, fmt::format("embedding '{}': {}", input_param(r, i), s.error()));
+    }
     out.n_tokens += static_cast<int64_t>(tokens[i].size());
   }
   out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -35,7 +35,9 @@ struct Embeddings {
 class Embedder {
  public:
   // 404 unknown model, 400 bad dimensions / token ids / too long (unless truncate), 504
-  // when the wait for the context or the work passes the request timeout.
+  // when the wait for the context or the work passes the request timeout, 499 when the
+  // client closed its connection (looked at while waiting, and before each input's each
+  // n_batch chunk: the work stops at once and the context is free for the next request).
   std::variant<Embeddings, ApiError> embed(ServerState& state, const EmbeddingRequest& request);
 
  private:

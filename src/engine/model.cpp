@@ -185,7 +185,8 @@ Status Context::eval(const std::vector<int32_t>& tokens, bool all_logits) {
   return Status::ok();
 }
 
-Status Context::embed(const std::vector<int32_t>& tokens, std::vector<float>& out) {
+Status Context::embed(const std::vector<int32_t>& tokens, std::vector<float>& out,
+                      const std::function<bool()>& cancelled) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t D = model().hparams().n_embd;
   if (n == 0) return make_error("nothing to embed: the input is empty");
@@ -194,6 +195,7 @@ Status Context::embed(const std::vector<int32_t>& tokens, std::vector<float>& ou
   normed_.resize(static_cast<size_t>(eval_->n_batch() * D));
   std::vector<double> sum(static_cast<size_t>(D), 0.0);
   for (int64_t i = 0; i < n; i += eval_->n_batch()) {
+    if (cancelled && cancelled()) return make_error("cancelled after {} of {} tokens", i, n);
     const int64_t b = std::min(eval_->n_batch(), n - i);
     const Evaluator::Item it{seq_.get(), tokens.data() + i, b, LogitsRows::kNone, normed_.data()};
     if (Status s = eval_->step(&it, 1, nullptr); !s) return s;

@@ -3,6 +3,7 @@
 // under std::call_once); share it between sequences (Context objects) and threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -119,8 +120,10 @@ class Context {
   // A sentence embedding: evaluates tokens from an empty cache and writes out = [n_embd],
   // the mean over the tokens of the hidden state after output_norm, scaled to unit L2
   // norm. Afterwards the cache holds exactly `tokens` (as after eval from empty) and
-  // logits() is unchanged. Fails (out untouched) on an empty or too long input.
-  Status embed(const std::vector<int32_t>& tokens, std::vector<float>& out);
+  // logits() is unchanged. Fails (out untouched) on an empty or too long input, and when
+  // `cancelled` (asked before each n_batch chunk, on this thread) returns true.
+  Status embed(const std::vector<int32_t>& tokens, std::vector<float>& out,
+               const std::function<bool()>& cancelled = nullptr);
   const float* logits() const { return logits_.data(); }
   float* logits() { return logits_.data(); }
   int64_t n_past() const { return seq_->n_past(); }

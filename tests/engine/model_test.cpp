@@ -308,6 +308,16 @@ TEST_F(ModelTest, EmbeddingIsDeterministicUnitNormAndDependsOnTheText) {
   EXPECT_FALSE(c->embed(std::vector<int32_t>(65, 1), untouched));
   EXPECT_FALSE(c->embed({49152}, untouched));
   EXPECT_EQ(untouched, std::vector<float>{1.0f});
+
+  // Cancellation is asked before each n_batch chunk: the second of three stops it.
+  int asked = 0;
+  const Status s = chunked->embed(a, untouched, [&] { return ++asked == 2; });
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().find("cancelled after 3 of"), std::string::npos) << s.error();
+  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(untouched, std::vector<float>{1.0f});
+  ASSERT_TRUE(chunked->embed(a, ec, [] { return false; }));  // and the context still works
+  EXPECT_LT(max_abs_diff(ea.data(), ec.data(), static_cast<int64_t>(ea.size())), 1e-3f);
 }
 
 TEST(ModelLoad, RejectsNonModels) {

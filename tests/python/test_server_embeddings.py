@@ -1,8 +1,8 @@
 """Embeddings through hearth serve: POST /v1/embeddings with the official `openai` client,
 Ollama's /api/embed and /api/embeddings over plain HTTP. Shape, unit norm, determinism, batch
 order, base64, token input, usage counts; a sanity check of meaning (a sentence is closer to its
-paraphrase than to an unrelated sentence); errors; and that embedding leaves the chat slots'
-caches alone. The vectors are the mean-pooled, L2-normalised final hidden state of the chat
+paraphrase than to an unrelated sentence); errors; that embedding leaves the chat slots' caches
+alone; and that a client who disconnects stops its embeddings at once. The vectors are the mean-pooled, L2-normalised final hidden state of the chat
 model (not a trained embedding model), so only coarse similarity is asserted.
 """
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
+import socket
 import struct
+import time
 
 import pytest
 
@@ -176,3 +179,57 @@ def test_embedding_leaves_chat_caches_alone(server):
     assert status == 200
     r2 = json.loads(data)
     assert r2["prompt_eval_count"] < 20, f"the first turn was evaluated again: {r2['prompt_eval_count']}"
+
+
+LONG_TEXT = " ".join(f"word{i % 97}" for i in range(150))  # about 450 tokens, under CTX
+
+
+def requests_with_status(server, route: str, status: int) -> int:
+    got, _, data = server.request("GET", "/metrics", timeout=10)
+    assert got == 200
+    m = re.search(rf'^hearth_http_requests_total{{route="{re.escape(route)}",status="{status}"}} (\d+)$',
+                  data.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.fixture(scope="module")
+def seconds_per_long_input(server) -> float:
+    """How long one LONG_TEXT input takes here (the machine may be slow or busy)."""
+    r = server.client().embeddings.create(model=MODEL_ID, input=LONG_TEXT)
+    assert CTX * 0.6 < r.usage.prompt_tokens <= CTX, r.usage.prompt_tokens
+    t0 = time.monotonic()
+    embed(server, [LONG_TEXT] * 4)
+    return (time.monotonic() - t0) / 4
+
+
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/api/embed"])
+def test_disconnect_stops_the_embeddings(server, seconds_per_long_input, route):
+    """A large request whose client goes away stops at once (recorded as status 499 in /metrics,
+    long before the whole request could have run) and frees the context for the next one."""
+    most = (1 << 20) // (len(LONG_TEXT) + 8)  # the server's default 1 MiB body limit
+    n_inputs = max(40, min(most, math.ceil(60 / seconds_per_long_input)))
+    whole = n_inputs * seconds_per_long_input  # what the work would take, here
+    reference = embed(server, "After the disconnect.")[0]
+    before = requests_with_status(server, route, 499)
+
+    body = json.dumps({"model": MODEL_ID, "input": [LONG_TEXT] * n_inputs}).encode()
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    s.sendall(f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {server.key}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    time.sleep(1 + 2 * seconds_per_long_input)  # the work has begun
+    s.close()
+    t_gone = time.monotonic()
+
+    # The next request waits for the same context: it runs once the cancelled one has let go.
+    after = embed(server, "After the disconnect.")[0]
+    waited = time.monotonic() - t_gone
+    assert max(abs(x - y) for x, y in zip(after, reference)) < 1e-6
+    deadline = time.monotonic() + 10
+    while requests_with_status(server, route, 499) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert requests_with_status(server, route, 499) == before + 1, \
+        f"the dropped request was not recorded as cancelled (499) for {route}"
+    assert waited < whole / 3, \
+        f"the next request waited {waited:.1f} s: the dropped one ({whole:.0f} s of work) ran on"
+    status, _, data = server.request("GET", "/health", auth=False, timeout=10)
+    assert status == 200 and json.loads(data)["status"] == "ok"
