@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""llama.cpp's perplexity of the default model over tests/data/text/public_domain.txt.
+"""llama.cpp's perplexity of the default model over a text in tests/data/text/.
 
 Same method as llama-perplexity (and `hearth perplexity`): windows of 512 tokens, each
 scoring its second half; logits from llama-cpp-python (eval with logits_all). Writes
-tests/data/text/perplexity_golden.json. Needs llama-cpp-python (see
+tests/data/text/perplexity_golden.json (public_domain.txt, the default) or, with a text
+name as the argument, perplexity_golden_<stem>.json. Needs llama-cpp-python (see
 make_forward_golden.py for how to install it).
+
+  python make_perplexity_golden.py                   # public_domain.txt
+  python make_perplexity_golden.py kjv_genesis.txt   # 48k tokens: what test_quality compares
 """
 import hashlib
 import json
@@ -24,7 +28,8 @@ N_CTX = 512
 
 
 def main() -> None:
-    text = TEXT.read_text(encoding="utf-8")
+    text_path = TEXT.parent / sys.argv[1] if len(sys.argv) > 1 else TEXT
+    text = text_path.read_text(encoding="utf-8")
     m = Llama(str(MODEL), n_ctx=N_CTX, n_batch=N_CTX, logits_all=True, verbose=False, n_threads=2)
     add_bos = m.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
     toks = m.tokenize(text.encode(), add_bos=add_bos, special=False)
@@ -42,14 +47,15 @@ def main() -> None:
     out = {
         "llama_cpp_python": llama_cpp.__version__,
         "model_sha256": hashlib.sha256(MODEL.read_bytes()).hexdigest(),
-        "text": TEXT.name,
+        "text": text_path.name,
         "n_ctx": N_CTX,
         "n_text_tokens": len(toks),
         "n_windows": n_windows,
         "n_scored": len(nll),
         "perplexity": float(np.exp(np.mean(nll))),
     }
-    (TEXT.parent / "perplexity_golden.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "perplexity_golden.json" if text_path == TEXT else f"perplexity_golden_{text_path.stem}.json"
+    (TEXT.parent / name).write_text(json.dumps(out, indent=2) + "\n")
     print(out)
 
 

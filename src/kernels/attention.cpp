@@ -13,6 +13,20 @@ inline void axpy(float p, const float* v, float* out, int64_t n) {
   for (int64_t d = 0; d < n; ++d) out[d] += p * v[d];
 }
 
+// Lane l sums the products i = l (mod 16) in order; then lanes l and l + w are added for
+// w = 8, 4, 2, 1. No FMA contraction: this file is built for the baseline ISA.
+inline float dot_fixed(const float* a, const float* b, int64_t n) {
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
 template <class Dot>
 void attention(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
                int64_t hd, float scale, float* scores, float* out, Dot dot) {
@@ -26,12 +40,8 @@ void attention(const float* q, const float* k, const float* v, int64_t stride, i
 
 void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
                     int64_t hd, float scale, float* scores, float* out) {
-  const VecDotFn f32_dot = type_kernels(TensorType::F32).vec_dot;
-  attention(q, k, v, stride, n_kv, hd, scale, scores, out, [&](const float* a, const float* b) {
-    float s;
-    f32_dot(hd, &s, b, a);
-    return s;
-  });
+  attention(q, k, v, stride, n_kv, hd, scale, scores, out,
+            [&](const float* a, const float* b) { return dot_fixed(a, b, hd); });
 }
 
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,

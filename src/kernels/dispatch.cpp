@@ -15,6 +15,7 @@ KernelTable build_ref() {
   KernelTable t;
   fill_ref_legacy(t);
   fill_ref_k(t);
+  fill_ref_packed(t);
   return t;
 }
 
@@ -34,6 +35,7 @@ Dispatched build_dispatched() {
   const bool avx2 = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
   const bool avx512 = isa == "avx512" || isa == "avx512_vnni";
   if (avx2 && platform::cpu_features().avx2) {
+    clear_packed(d.table);  // only the VNNI fill below has a SIMD packed gemm
     fill_avx2_legacy(d.table);
     fill_avx2_k(d.table);
     fill_avx2_gemm(d.table);

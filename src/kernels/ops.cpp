@@ -17,37 +17,26 @@ constexpr int64_t kRowGroup = 16;
 // (a barrier) costs more than converting a decode-sized row.
 constexpr int64_t kSerialConvertElems = 32 * 1024;
 constexpr int64_t kItemsPerThread = 4;
-// From this many tokens on, types with a packed gemm use it (prefill); below, the tiled
-// gemm or vec_dot reads the weights once with nothing to amortize a panel's packing over.
-constexpr int64_t kPackedMinTokens = 8;
 
-// The packed gemm is opt-in (HEARTH_PACKED_GEMM=1, read once): it is about 2x faster for
-// prefill but sums in another order than vec_dot, so a token's logits then depend on how
-// many tokens share its matmul (batched prefill vs token-by-token decode differ by up to
-// ~1 logit on SmolLM2 after int8 re-quantization amplifies the rounding). Off, every path
-// gives bit-identical rows, which the seed-reproducibility, batched-serving and perplexity
-// tests rely on. See BENCHMARKS.md.
+// HEARTH_PACKED_GEMM=0 (read once) turns the packed prompt gemm off: every row then takes
+// the tiled path. For comparisons; the default is on.
 bool packed_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("HEARTH_PACKED_GEMM");
-    return v != nullptr && std::strcmp(v, "1") == 0;
+    return v == nullptr || std::strcmp(v, "0") != 0;
   }();
   return on;
 }
 
-bool use_packed(const TypeKernels& k, int64_t n_tokens) {
-  return k.packed_gemm != nullptr && n_tokens >= kPackedMinTokens && packed_enabled();
-}
+bool has_packed(const TypeKernels& k) { return k.packed_gemm != nullptr && packed_enabled(); }
 
-// Rows [r0, r1) of W times every activation row.
-void matmul_rows(const TypeKernels& k, bool packed, const uint8_t* w, int64_t w_row_bytes,
-                 int64_t r0, int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
-                 int64_t n_tokens, float* y, int64_t ldy) {
-  if (r0 >= r1) return;
-  if (packed) {
-    k.packed_gemm(n_cols, w + r0 * w_row_bytes, w_row_bytes, r1 - r0, xq, n_tokens, y + r0, ldy);
-    return;
-  }
+int64_t round_up64(int64_t b) { return (b + 63) / 64 * 64; }
+
+// Rows [r0, r1) of W times activation rows [0, n_tokens) in the tiled (decode) order.
+void tiled_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int64_t r0,
+                int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
+                int64_t n_tokens, float* y, int64_t ldy) {
+  if (r0 >= r1 || n_tokens == 0) return;
   if (k.gemm) {
     k.gemm(n_cols, w + r0 * w_row_bytes, w_row_bytes, r1 - r0, xq, x_row_bytes, n_tokens, y + r0,
            ldy);
@@ -62,85 +51,106 @@ void matmul_rows(const TypeKernels& k, bool packed, const uint8_t* w, int64_t w_
 
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens) {
   const TypeKernels& k = type_kernels(wtype);
-  int64_t bytes = format::row_bytes(k.vec_dot_type, n_cols) * n_tokens;
-  if (use_packed(k, n_tokens)) bytes = std::max(bytes, packed_x_bytes(n_cols, n_tokens));
+  int64_t bytes = round_up64(format::row_bytes(k.vec_dot_type, n_cols) * n_tokens);
+  if (has_packed(k)) bytes += round_up64(packed_x_bytes(n_cols, n_tokens));
   return bytes + 64;
 }
 
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool) {
+            platform::ThreadPool& pool, int64_t n_decode) {
   const MatmulOut out{wtype, W, n_rows, y};
-  matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
+  matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool, n_decode);
 }
 
 void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
-                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
+                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool,
+                   int64_t n_decode) {
+  n_decode = std::clamp<int64_t>(n_decode, 0, n_tokens);
+  const int64_t n_prompt = n_tokens - n_decode;
   struct Prepared {
     const TypeKernels* k;
-    bool packed;
-    const uint8_t* xq;
+    bool packed;       // prompt rows take the packed gemm
+    int64_t n_tiled;   // rows [0, n_tiled) take the tiled gemm: n_decode, or all
+    const uint8_t* xq;  // those rows in vec_dot_type (or x itself for F32)
+    const uint8_t* xp;  // prompt rows packed (when packed)
     int64_t x_row_bytes, w_row_bytes, first_group, n_groups;
   };
   Prepared prep[kMaxSharedOuts];
   n_outs = std::min(n_outs, kMaxSharedOuts);
-  // Activation conversions needed: one per distinct vec_dot_type, or one packing for all
-  // the weights that take the packed path.
+  // Activation conversions needed: one per distinct (vec_dot_type, row count), and one
+  // packing of the prompt rows for all the weights that take the packed path.
   struct Convert {
     const TypeKernels* ak;  // from_float of the activation type; or null: pack_x
     PackXFn pack_x;
     uint8_t* dst;
-    int64_t row_bytes;
+    int64_t row_bytes, n_rows;
   };
-  Convert conv[kMaxSharedOuts];
+  Convert conv[2 * kMaxSharedOuts];
   int n_conv = 0;
   auto* free_scratch = static_cast<uint8_t*>(scratch);
+  free_scratch += (64 - reinterpret_cast<uintptr_t>(free_scratch) % 64) % 64;
+  const uint8_t* packed_x = nullptr;
   int64_t groups = 0;
   for (int i = 0; i < n_outs; ++i) {
     const TypeKernels& k = type_kernels(outs[i].wtype);
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
-    p.packed = use_packed(k, n_tokens);
+    p.packed = n_prompt > 0 && has_packed(k);
+    p.n_tiled = p.packed ? n_decode : n_tokens;
     p.x_row_bytes = format::row_bytes(act, n_cols);
     p.w_row_bytes = format::row_bytes(outs[i].wtype, n_cols);
     p.first_group = groups;
     p.n_groups = (outs[i].n_rows + kRowGroup - 1) / kRowGroup;
     groups += p.n_groups;
     p.xq = reinterpret_cast<const uint8_t*>(x);
-    if (act == format::TensorType::F32 && !p.packed) continue;
-    int same = -1;  // an earlier weight reading the same converted activations
+    p.xp = nullptr;
+    if (p.packed) {
+      if (packed_x == nullptr) {
+        conv[n_conv++] = {nullptr, k.pack_x, free_scratch, 0, n_prompt};
+        packed_x = free_scratch;
+        free_scratch += round_up64(packed_x_bytes(n_cols, n_prompt));
+      }
+      p.xp = packed_x;
+    }
+    if (act == format::TensorType::F32 || p.n_tiled == 0) continue;
+    int same = -1;  // an earlier weight reading the same converted rows
     for (int j = 0; j < i && same < 0; ++j)
-      if (prep[j].packed == p.packed && (p.packed || prep[j].k->vec_dot_type == act)) same = j;
+      if (prep[j].k->vec_dot_type == act && prep[j].n_tiled == p.n_tiled) same = j;
     if (same >= 0) {
       p.xq = prep[same].xq;
       continue;
     }
-    conv[n_conv++] = {p.packed ? nullptr : &type_kernels(act), p.packed ? k.pack_x : nullptr,
-                      free_scratch, p.x_row_bytes};
+    conv[n_conv++] = {&type_kernels(act), nullptr, free_scratch, p.x_row_bytes, p.n_tiled};
     p.xq = free_scratch;
-    free_scratch += p.packed ? packed_x_bytes(n_cols, n_tokens) : p.x_row_bytes * n_tokens;
+    free_scratch += round_up64(p.x_row_bytes * p.n_tiled);
   }
-  // Tokens are converted in whole packed tiles [tile0, tile1).
-  auto convert = [&](int64_t tile0, int64_t tile1) {
+  // Work unit i converts packed tile i of the prompt rows and rows [8i, 8i + 8) of each
+  // row-wise conversion.
+  auto convert = [&](int64_t u0, int64_t u1) {
     for (int c = 0; c < n_conv; ++c) {
-      if (conv[c].pack_x) {
-        conv[c].pack_x(x, n_cols, n_tokens, tile0, tile1, conv[c].dst);
+      const Convert& cv = conv[c];
+      const int64_t units = (cv.n_rows + kPackedTileTokens - 1) / kPackedTileTokens;
+      const int64_t e = std::min(u1, units);
+      if (u0 >= e) continue;
+      if (cv.pack_x) {
+        cv.pack_x(x + n_decode * n_cols, n_cols, n_prompt, u0, e, cv.dst);
         continue;
       }
-      const int64_t t1 = std::min(n_tokens, tile1 * kPackedTileTokens);
-      for (int64_t t = tile0 * kPackedTileTokens; t < t1; ++t)
-        conv[c].ak->from_float(x + t * n_cols, conv[c].dst + t * conv[c].row_bytes, n_cols);
+      const int64_t t1 = std::min(cv.n_rows, e * kPackedTileTokens);
+      for (int64_t t = u0 * kPackedTileTokens; t < t1; ++t)
+        cv.ak->from_float(x + t * n_cols, cv.dst + t * cv.row_bytes, n_cols);
     }
   };
-  const int64_t n_tiles = (n_tokens + kPackedTileTokens - 1) / kPackedTileTokens;
+  const int64_t n_units = (n_tokens + kPackedTileTokens - 1) / kPackedTileTokens;
   if (n_tokens * n_cols <= kSerialConvertElems) {
-    convert(0, n_tiles);
+    convert(0, n_units);
   } else {
-    const int64_t n_items = std::min<int64_t>(n_tiles, kItemsPerThread * pool.size());
+    const int64_t n_items = std::min<int64_t>(n_units, kItemsPerThread * pool.size());
     pool.run_items(n_items, [&](int64_t item, int) {
       int64_t b, e;
-      platform::ThreadPool::chunk(n_tiles, static_cast<int>(item), static_cast<int>(n_items), &b, &e);
+      platform::ThreadPool::chunk(n_units, static_cast<int>(item), static_cast<int>(n_items), &b, &e);
       convert(b, e);
     });
   }
@@ -156,8 +166,13 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
       if (b >= e) continue;
       const int64_t r0 = (b - p.first_group) * kRowGroup;
       const int64_t r1 = std::min(outs[i].n_rows, (e - p.first_group) * kRowGroup);
-      matmul_rows(*p.k, p.packed, static_cast<const uint8_t*>(outs[i].W), p.w_row_bytes, r0, r1,
-                  n_cols, p.xq, p.x_row_bytes, n_tokens, outs[i].y, outs[i].n_rows);
+      const auto* w = static_cast<const uint8_t*>(outs[i].W);
+      const int64_t ldy = outs[i].n_rows;
+      tiled_rows(*p.k, w, p.w_row_bytes, r0, r1, n_cols, p.xq, p.x_row_bytes, p.n_tiled,
+                 outs[i].y, ldy);
+      if (p.packed)
+        p.k->packed_gemm(n_cols, w + r0 * p.w_row_bytes, p.w_row_bytes, r1 - r0, p.xp, n_prompt,
+                         outs[i].y + n_decode * ldy + r0, ldy);
     }
   });
 }

@@ -41,6 +41,10 @@ using PackXFn = void (*)(const float* x, int64_t n, int64_t n_tokens, int64_t ti
 using PackedGemmFn = void (*)(int64_t n, const void* w, int64_t w_stride, int64_t n_rows,
                               const void* xp, int64_t n_tokens, float* y, int64_t ldy);
 constexpr int64_t kPackedTileTokens = 8;
+// The f32 sum of a row restarts every kPackedPanelBlocks blocks of 32 (a weight panel's
+// depth) and the partial sums are added in order: part of the packed gemm's arithmetic,
+// which gemm_packed_ref.cpp reproduces.
+constexpr int64_t kPackedPanelBlocks = 32;
 // Per block of 32 activations and tile: 8 d, 8 exact s = d * sum(q), 8 f16-rounded s (f32)
 // and 8 x 32 int8 quants.
 constexpr int64_t kPackedXBlockBytes = 3 * 8 * 4 + 8 * 32;
@@ -79,5 +83,9 @@ void fill_avx512_k(KernelTable& t);
 void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
 void fill_avx512_gemm(KernelTable& t);
 void fill_avx512_packed(KernelTable& t);  // packed prefill gemm, Q4_0 Q4_1 Q8_0 Q4_K (VNNI)
+// The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
+// removal of packed entries (tables whose ISA has no packed gemm use the tiled one).
+void fill_ref_packed(KernelTable& t);
+void clear_packed(KernelTable& t);
 
 }  // namespace hearth::kernels

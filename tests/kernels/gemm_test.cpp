@@ -3,6 +3,7 @@
 // matmul against one matmul per weight; attention_head against its scalar twin.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -179,8 +180,66 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
   }
 }
 
-// 5 tokens take the tiled gemm, 9 the packed prefill gemm where the CPU has one and
-// HEARTH_PACKED_GEMM=1 is set.
+// The SIMD packed gemm computes exactly what its scalar twin (gemm_packed_ref.cpp) does:
+// the same bits, over whole and partial panels (n up to 264 blocks), tiles and tails.
+TEST(PackedGemm, BitIdenticalToScalarTwin) {
+  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  KernelTable ref;
+  fill_ref_legacy(ref);
+  fill_ref_k(ref);
+  fill_ref_packed(ref);
+  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K}) {
+    const TypeKernels& pk = k(t, wt);
+    const TypeKernels& rk = k(ref, wt);
+    ASSERT_NE(rk.packed_gemm, nullptr) << format::type_name(wt);
+    const bool k_quant = wt == TensorType::Q4_K;
+    for (int64_t n : k_quant ? std::vector<int64_t>{256, 8448} : std::vector<int64_t>{32, 1056, 2080}) {
+      for (int64_t rows : {1, 16, 35}) {
+        for (int64_t toks : {1, 3, 8, 19}) {
+          const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 17, 0.3f);
+          const std::vector<float> x = random_floats(toks * n, 23, 0.0f);
+          const int64_t n_tiles = (toks + kPackedTileTokens - 1) / kPackedTileTokens;
+          const int64_t wrb = row_bytes(wt, n);
+          std::vector<uint8_t> xp(static_cast<size_t>(packed_x_bytes(n, toks)));
+          std::vector<uint8_t> xr(xp.size());
+          std::vector<float> y(static_cast<size_t>(toks * rows)), yr(y.size());
+          pk.pack_x(x.data(), n, toks, 0, n_tiles, xp.data());
+          pk.packed_gemm(n, w.data(), wrb, rows, xp.data(), toks, y.data(), rows);
+          rk.pack_x(x.data(), n, toks, 0, n_tiles, xr.data());
+          rk.packed_gemm(n, w.data(), wrb, rows, xr.data(), toks, yr.data(), rows);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yr[i]))
+                << format::type_name(wt) << " n=" << n << " rows=" << rows << " toks=" << toks
+                << " i=" << i << ": " << y[i] << " vs " << yr[i];
+        }
+      }
+    }
+  }
+}
+
+// A row's result depends only on its class (decode or prompt), never on how many rows
+// share the call: each row of a mixed call equals that row evaluated alone in its class.
+TEST(Matmul, RowResultIndependentOfBatch) {
+  platform::ThreadPool pool(2);
+  for (TensorType wt : {TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    const int64_t n = 512, rows = 37, toks = 21, n_decode = 6;
+    const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 31, 0.2f);
+    const std::vector<float> x = random_floats(toks * n, 37, 0.0f);
+    std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(wt, n, toks)));
+    std::vector<float> all(static_cast<size_t>(toks * rows)), one(static_cast<size_t>(rows));
+    matmul(wt, w.data(), rows, n, x.data(), toks, all.data(), scratch.data(), pool, n_decode);
+    for (int64_t t = 0; t < toks; ++t) {
+      matmul(wt, w.data(), rows, n, x.data() + t * n, 1, one.data(), scratch.data(), pool,
+             t < n_decode ? 1 : 0);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(std::bit_cast<uint32_t>(all[t * rows + r]), std::bit_cast<uint32_t>(one[r]))
+            << format::type_name(wt) << " token " << t << " row " << r;
+    }
+  }
+}
+
+// 5 tokens take the tiled gemm (decode rows), 9 the packed gemm where the CPU has one.
 TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   platform::ThreadPool pool(3);
   const int64_t n = 128;
@@ -198,9 +257,11 @@ TEST(MatmulShared, EqualsOneMatmulPerWeight) {
       single[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
       outs[i] = {types[i], w[i].data(), rows[i], shared[i].data()};
     }
-    matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool);
+    const int64_t n_decode = toks == 5 ? toks : 0;
+    matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool, n_decode);
     for (int i = 0; i < 3; ++i) {
-      matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(), pool);
+      matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(),
+             pool, n_decode);
       for (size_t j = 0; j < single[i].size(); ++j) ASSERT_FLOAT_EQ(shared[i][j], single[i][j]) << i;
     }
   }

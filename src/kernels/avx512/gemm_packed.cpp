@@ -43,7 +43,7 @@ namespace hearth::kernels {
 namespace {
 
 constexpr int kPanelRows = 16;
-constexpr int kPanelBlocks = 32;  // a multiple of 8: Q4_K panels start on a super-block
+constexpr int kPanelBlocks = static_cast<int>(kPackedPanelBlocks);  // a multiple of 8: Q4_K panels start on a super-block
 constexpr int kChunks = 8;        // 4-byte chunks per block of 32
 constexpr int kTile = static_cast<int>(kPackedTileTokens);
 
@@ -145,8 +145,10 @@ void pack_q4_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
   }
 }
 
-// acc[t] (16 rows of token t) += the panel's nb blocks against one token tile.
-template <int kSOffset>
+// acc[t] (16 rows of token t) += the panel's nb blocks against the first kNT tokens of
+// one token tile. Each token's arithmetic is the same whatever kNT is, so a token's result
+// does not depend on how many tokens share the matmul.
+template <int kSOffset, int kNT>
 inline void panel_tile(const Panel& p, int nb, const uint8_t* xb, __m512 acc[kTile]) {
   for (int b = 0; b < nb; ++b) {
     __m512i w[kChunks];
@@ -156,7 +158,7 @@ inline void panel_tile(const Panel& p, int nb, const uint8_t* xb, __m512 acc[kTi
     const auto* xd = reinterpret_cast<const float*>(xb + b * kPackedXBlockBytes);
     const float* xs = xd + kSOffset;
     const auto* xq = reinterpret_cast<const int32_t*>(xd + 3 * kTile);
-    for (int t = 0; t < kTile; ++t) {
+    for (int t = 0; t < kNT; ++t) {
       __m512i s = _mm512_setzero_si512();
       for (int k = 0; k < kChunks; ++k)
         s = _mm512_dpbusd_epi32(s, w[k], _mm512_set1_epi32(xq[k * kTile + t]));
@@ -193,8 +195,18 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
       for (int64_t tile = 0; tile < n_tiles; ++tile) {
         __m512 acc[kTile];
         for (__m512& a : acc) a = _mm512_setzero_ps();
-        panel_tile<kSOffset>(panel, pb, x + tile * tile_bytes + b0 * kPackedXBlockBytes, acc);
         const int64_t nt = std::min<int64_t>(kTile, n_tokens - tile * kTile);
+        const uint8_t* xb = x + tile * tile_bytes + b0 * kPackedXBlockBytes;
+        switch (nt) {
+          case 1: panel_tile<kSOffset, 1>(panel, pb, xb, acc); break;
+          case 2: panel_tile<kSOffset, 2>(panel, pb, xb, acc); break;
+          case 3: panel_tile<kSOffset, 3>(panel, pb, xb, acc); break;
+          case 4: panel_tile<kSOffset, 4>(panel, pb, xb, acc); break;
+          case 5: panel_tile<kSOffset, 5>(panel, pb, xb, acc); break;
+          case 6: panel_tile<kSOffset, 6>(panel, pb, xb, acc); break;
+          case 7: panel_tile<kSOffset, 7>(panel, pb, xb, acc); break;
+          default: panel_tile<kSOffset, kTile>(panel, pb, xb, acc); break;
+        }
         for (int64_t t = 0; t < nt; ++t) {
           float* yt = y + (tile * kTile + t) * ldy + r0;
           __m512 v = acc[t];
