@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -45,11 +46,13 @@ std::string make_model(const std::string& dir) {
 class Quantize : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/hearth-quantize";
+    // One directory per test process: ctest runs this fixture's tests in parallel.
+    dir_ = ::testing::TempDir() + "/hearth-quantize-" + std::to_string(::getpid());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     in_ = make_model(dir_);
   }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string dir_, in_;
 };
 
