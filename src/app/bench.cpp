@@ -63,6 +63,8 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
   if (p.n_prompt < 0 || p.n_gen < 0) return make_error("token counts must not be negative");
   if (p.n_prompt == 0 && p.n_gen == 0) return make_error("nothing to measure: both -p and -n are 0");
   if (p.reps < 1 || p.reps > 1000) return make_error("--reps {} is out of range (1 to 1000)", p.reps);
+  if (p.n_parallel < 1 || p.n_parallel > 64)
+    return make_error("--parallel {} is out of range (1 to 64)", p.n_parallel);
   const engine::HParams& hp = model.hparams();
   engine::ContextParams cp;
   cp.n_ctx = std::max<int64_t>(p.n_prompt, p.n_gen);
@@ -104,7 +106,38 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
     mean_stddev(st.tokens_per_s, &st.mean, &st.stddev);
     r.tests.push_back(std::move(st));
   }
-  if (p.n_gen > 0) {
+  if (p.n_gen > 0 && p.n_parallel > 1) {
+    // n_parallel sequences of their own, each fed its own token every step.
+    engine::ContextParams mp = cp;
+    mp.n_ctx = p.n_gen;
+    mp.n_batch = p.n_parallel;
+    auto ev = engine::Evaluator::create(model, mp, p.n_parallel);
+    if (!ev) return Error{ev.error()};
+    std::vector<std::unique_ptr<engine::Sequence>> seqs;
+    std::vector<int32_t> toks(static_cast<size_t>(p.n_parallel));
+    for (int s = 0; s < p.n_parallel; ++s) {
+      auto q = (*ev)->new_sequence();
+      if (!q) return Error{q.error()};
+      seqs.push_back(std::move(*q));
+      toks[static_cast<size_t>(s)] = tok(rng);
+    }
+    std::vector<engine::Evaluator::Item> items(static_cast<size_t>(p.n_parallel));
+    std::vector<float> logits(static_cast<size_t>(p.n_parallel * hp.n_vocab));
+    BenchStat st = make_stat(fmt::format("tg{}x{}", p.n_gen, p.n_parallel), p.n_gen * p.n_parallel);
+    for (int rep = 0; rep < p.reps; ++rep) {
+      for (size_t s = 0; s < seqs.size(); ++s) {
+        seqs[s]->truncate(0);
+        items[s] = {seqs[s].get(), &toks[s], 1, engine::LogitsRows::kLast, nullptr, true};
+      }
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < p.n_gen; ++i)
+        if (Status s = (*ev)->step(items.data(), p.n_parallel, logits.data()); !s) return Error{s.error()};
+      st.tokens_per_s.push_back(static_cast<double>(st.n_tokens) / seconds_since(t0));
+      say(fmt::format("{} rep {}/{}: {:.1f} t/s", st.name, rep + 1, p.reps, st.tokens_per_s.back()));
+    }
+    mean_stddev(st.tokens_per_s, &st.mean, &st.stddev);
+    r.tests.push_back(std::move(st));
+  } else if (p.n_gen > 0) {
     BenchStat st = make_stat(fmt::format("tg{}", p.n_gen), p.n_gen);
     for (int rep = 0; rep < p.reps; ++rep) {
       c.truncate(0);

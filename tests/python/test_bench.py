@@ -1,0 +1,79 @@
+"""`hearth bench`: the JSON report's shape, the --parallel decode test, and bad arguments.
+
+Speeds are not asserted (they live in BENCHMARKS.md); only that each test ran and reported
+positive rates. Environment as in test_forward.py (HEARTH_BIN, HEARTH_MODELS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("HEARTH_BIN", REPO / "build" / "hearth"))
+MODEL_DIR = Path(os.environ.get("HEARTH_MODELS", Path.home() / ".local/share/hearth/models"))
+MODEL = MODEL_DIR / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+pytestmark = [
+    pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built"),
+    pytest.mark.skipif(not MODEL.exists(), reason=f"{MODEL} missing (scripts/fetch_models.py)"),
+]
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), "bench", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_json_report_has_each_test_and_repetition():
+    r = bench(str(MODEL), "-p", "16", "-n", "4", "-r", "2", "-t", "2", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["threads"] == 2 and j["isa"]
+    tests = {t["test"]: t for t in j["tests"]}
+    assert set(tests) == {"pp16", "tg4"}
+    for t in tests.values():
+        assert len(t["tokens_per_s"]) == 2 and all(v > 0 for v in t["tokens_per_s"])
+        assert t["mean"] > 0
+
+
+def test_parallel_decode_counts_every_sequence():
+    r = bench(str(MODEL), "-p", "0", "-n", "4", "--parallel", "3", "-r", "1", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    (t,) = json.loads(r.stdout)["tests"]
+    assert t["test"] == "tg4x3" and t["n_tokens"] == 12 and t["tokens_per_s"][0] > 0
+
+
+def test_progress_goes_to_stderr_and_table_to_stdout():
+    r = bench(str(MODEL), "-p", "8", "-n", "0", "-r", "1")
+    assert r.returncode == 0, r.stderr
+    assert "pp8" in r.stdout and "rep 1/1" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-p", "0", "-n", "0"], "nothing to measure"),
+    (["--parallel", "0"], "--parallel 0 is out of range"),
+    (["--parallel", "65"], "--parallel 65 is out of range"),
+    (["-r", "0"], "--reps 0 is out of range"),
+    (["-t", "-1"], "--threads -1 is out of range"),
+    (["-p", "-5"], "must not be negative"),
+])
+def test_bad_arguments_are_one_line_errors(args, needle):
+    r = bench(str(MODEL), *args)
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    r = bench(str(tmp_path / "nope.gguf"))
+    assert r.returncode != 0 and r.stderr.strip() and "Traceback" not in r.stderr
+
+
+def test_memory_probe_reports_bandwidth():
+    r = bench("--memory", "--memory-mib", "64", "-t", "1", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["test"] == "memory_read" and len(j["gb_per_s"]) == 5 and j["best_gb_per_s"] > 0
