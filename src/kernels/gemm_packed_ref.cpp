@@ -12,8 +12,12 @@
 //     y = first run ? acc : y + acc
 // Only the f32 operations' order matters: the block dot is exact in i32.
 //
-// Activations are stored per token and block (44 bytes: d, s, sh, q[32]), a layout of
-// its own: packed_x_bytes reserves 8 x 44 bytes per tile and block.
+// Q6_K (two scales per block of 32, q - 32 with q in 0..63) takes, per half of 16,
+//   acc = fma(f32(o16 + sum_i q_w[i] * q_x[i]) * d_half, d_x, acc),  o16 = -32 * sum q_x
+// with the lower half first.
+//
+// Activations are stored per token and block (52 bytes: d, s, sh, o16[2], q[32]), a
+// layout of its own: packed_x_bytes reserves 8 x 52 bytes per tile and block.
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -28,11 +32,13 @@ namespace {
 
 struct XBlock {
   float d, s, sh;
+  int32_t o16[2];  // -32 * sum(q) over elements 0..15 and 16..31
   int8_t q[kQK];
 };
 static_assert(sizeof(XBlock) * kPackedTileTokens <= kPackedXBlockBytes);
 
-// One weight block as u8 quants with its scale and offset.
+// One weight block as u8 quants with its scale and offset (Q6_K: the scales of elements
+// 0..15 and 16..31, the offset being -32 in the integer dot).
 struct WBlock {
   uint8_t q[kQK];
   float d, m;
@@ -60,6 +66,32 @@ void unpack_q4_1(const uint8_t* row, int64_t nb, WBlock* out) {
     out[b].d = f16_to_f32(w[b].d);
     out[b].m = f16_to_f32(w[b].m);
     nibbles(w[b].qs, out[b].q);
+  }
+}
+
+// Element j's fifth bit is bit j of qh.
+void q5(const uint8_t* qh, const uint8_t* qs, uint8_t* q) {
+  nibbles(qs, q);
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  for (int j = 0; j < kQK; ++j) q[j] = static_cast<uint8_t>(q[j] | ((h >> j) & 1) << 4);
+}
+
+void unpack_q5_0(const uint8_t* row, int64_t nb, WBlock* out) {
+  const auto* w = reinterpret_cast<const BlockQ5_0*>(row);
+  for (int64_t b = 0; b < nb; ++b) {
+    out[b].d = f16_to_f32(w[b].d);
+    out[b].m = out[b].d * -16.0f;
+    q5(w[b].qh, w[b].qs, out[b].q);
+  }
+}
+
+void unpack_q5_1(const uint8_t* row, int64_t nb, WBlock* out) {
+  const auto* w = reinterpret_cast<const BlockQ5_1*>(row);
+  for (int64_t b = 0; b < nb; ++b) {
+    out[b].d = f16_to_f32(w[b].d);
+    out[b].m = f16_to_f32(w[b].m);
+    q5(w[b].qh, w[b].qs, out[b].q);
   }
 }
 
@@ -94,6 +126,25 @@ void unpack_q4_k(const uint8_t* row, int64_t nb, WBlock* out) {
   }
 }
 
+// Blocks are Q6_K's blocks of 32: block 4h + r of a super-block (see blocks_k.h).
+void unpack_q6_k(const uint8_t* row, int64_t nb, WBlock* out) {
+  const auto* w = reinterpret_cast<const BlockQ6K*>(row);
+  for (int64_t sb = 0; sb < nb / 8; ++sb) {
+    const float d = f16_to_f32(w[sb].d);
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 4; ++r) {
+        WBlock& o = out[8 * sb + 4 * h + r];
+        for (int l = 0; l < kQK; ++l) {
+          const int lo = (w[sb].ql[64 * h + 32 * (r & 1) + l] >> (4 * (r >> 1))) & 0x0f;
+          const int hi = (w[sb].qh[32 * h + l] >> (2 * r)) & 0x03;
+          o.q[l] = static_cast<uint8_t>(lo | hi << 4);
+        }
+        o.d = d * static_cast<float>(w[sb].scales[8 * h + 2 * r]);
+        o.m = d * static_cast<float>(w[sb].scales[8 * h + 2 * r + 1]);
+      }
+  }
+}
+
 void pack_x_ref(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1,
                 void* xp) {
   const int64_t nb = n / kQK;
@@ -104,8 +155,13 @@ void pack_x_ref(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int6
     for (int64_t b = 0; b < nb; ++b) {
       XBlock& o = out[t * nb + b];
       q8_1.from_float(x + t * n + b * kQK, &blk, kQK);
-      int sum = 0;
-      for (int i = 0; i < kQK; ++i) sum += blk.qs[i];
+      int sum = 0, half = 0;
+      for (int i = 0; i < kQK; ++i) {
+        sum += blk.qs[i];
+        if (i < kQK / 2) half += blk.qs[i];
+      }
+      o.o16[0] = -32 * half;
+      o.o16[1] = -32 * (sum - half);
       std::memcpy(o.q, blk.qs, kQK);
       o.d = f16_to_f32(blk.d);
       o.s = o.d * static_cast<float>(sum);
@@ -115,7 +171,11 @@ void pack_x_ref(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int6
 
 using UnpackFn = void (*)(const uint8_t* row, int64_t nb, WBlock* out);
 
-template <UnpackFn kUnpack, bool kRoundedSum>
+// Which activation term a block's offset takes (w = d q + m): s, the f16-rounded sh, or
+// kSplit for Q6_K (two scaled halves, offset o16 in the integer dot).
+enum class Offset { kS, kSh, kSplit };
+
+template <UnpackFn kUnpack, Offset kOffset>
 void packed_gemm_ref(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows,
                      const void* xp, int64_t n_tokens, float* y, int64_t ldy) {
   const int64_t nb = n / kQK;
@@ -129,11 +189,18 @@ void packed_gemm_ref(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows
       for (int64_t b0 = 0; b0 < nb; b0 += kPackedPanelBlocks) {
         float acc = 0;
         for (int64_t b = b0; b < nb && b < b0 + kPackedPanelBlocks; ++b) {
-          int32_t dot = 0;
-          for (int i = 0; i < kQK; ++i) dot += row[b].q[i] * xt[b].q[i];
-          const float f = static_cast<float>(dot) * row[b].d;
-          acc = std::fmaf(f, xt[b].d, acc);
-          acc = std::fmaf(row[b].m, kRoundedSum ? xt[b].sh : xt[b].s, acc);
+          if constexpr (kOffset == Offset::kSplit) {
+            int32_t dot[2] = {xt[b].o16[0], xt[b].o16[1]};
+            for (int i = 0; i < kQK; ++i) dot[i / 16] += row[b].q[i] * xt[b].q[i];
+            acc = std::fmaf(static_cast<float>(dot[0]) * row[b].d, xt[b].d, acc);
+            acc = std::fmaf(static_cast<float>(dot[1]) * row[b].m, xt[b].d, acc);
+          } else {
+            int32_t dot = 0;
+            for (int i = 0; i < kQK; ++i) dot += row[b].q[i] * xt[b].q[i];
+            const float f = static_cast<float>(dot) * row[b].d;
+            acc = std::fmaf(f, xt[b].d, acc);
+            acc = std::fmaf(row[b].m, kOffset == Offset::kSh ? xt[b].sh : xt[b].s, acc);
+          }
         }
         out = b0 == 0 ? acc : acc + out;
       }
@@ -151,10 +218,13 @@ void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
 }  // namespace
 
 void fill_ref_packed(KernelTable& t) {
-  set(t, TensorType::Q4_0, packed_gemm_ref<unpack_q4_0, false>);
-  set(t, TensorType::Q4_1, packed_gemm_ref<unpack_q4_1, true>);
-  set(t, TensorType::Q8_0, packed_gemm_ref<unpack_q8_0, false>);
-  set(t, TensorType::Q4_K, packed_gemm_ref<unpack_q4_k, false>);
+  set(t, TensorType::Q4_0, packed_gemm_ref<unpack_q4_0, Offset::kS>);
+  set(t, TensorType::Q4_1, packed_gemm_ref<unpack_q4_1, Offset::kSh>);
+  set(t, TensorType::Q5_0, packed_gemm_ref<unpack_q5_0, Offset::kS>);
+  set(t, TensorType::Q5_1, packed_gemm_ref<unpack_q5_1, Offset::kSh>);
+  set(t, TensorType::Q8_0, packed_gemm_ref<unpack_q8_0, Offset::kS>);
+  set(t, TensorType::Q4_K, packed_gemm_ref<unpack_q4_k, Offset::kS>);
+  set(t, TensorType::Q6_K, packed_gemm_ref<unpack_q6_k, Offset::kSplit>);
 }
 
 void clear_packed(KernelTable& t) {

@@ -45,9 +45,9 @@ constexpr int64_t kPackedTileTokens = 8;
 // depth) and the partial sums are added in order: part of the packed gemm's arithmetic,
 // which gemm_packed_ref.cpp reproduces.
 constexpr int64_t kPackedPanelBlocks = 32;
-// Per block of 32 activations and tile: 8 d, 8 exact s = d * sum(q), 8 f16-rounded s (f32)
-// and 8 x 32 int8 quants.
-constexpr int64_t kPackedXBlockBytes = 3 * 8 * 4 + 8 * 32;
+// Per block of 32 activations and tile: 8 d, 8 exact s = d * sum(q), 8 f16-rounded s (f32),
+// 2 x 8 i32 o16 = -32 * sum(q) over each half of 16 (Q6_K's offset) and 8 x 32 int8 quants.
+constexpr int64_t kPackedXBlockBytes = 5 * 8 * 4 + 8 * 32;
 inline int64_t packed_x_bytes(int64_t n, int64_t n_tokens) {
   return (n_tokens + kPackedTileTokens - 1) / kPackedTileTokens * (n / 32) * kPackedXBlockBytes;
 }
@@ -82,7 +82,8 @@ void fill_avx512_legacy(KernelTable& t);
 void fill_avx512_k(KernelTable& t);
 void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
 void fill_avx512_gemm(KernelTable& t);
-void fill_avx512_packed(KernelTable& t);  // packed prefill gemm, Q4_0 Q4_1 Q8_0 Q4_K (VNNI)
+// Packed prefill gemm (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q6_K.
+void fill_avx512_packed(KernelTable& t);
 // The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
 // removal of packed entries (tables whose ISA has no packed gemm use the tiled one).
 void fill_ref_packed(KernelTable& t);

@@ -23,6 +23,10 @@ using format::row_bytes;
 constexpr TensorType kGemmTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
                                      TensorType::Q5_1, TensorType::Q8_0};
 
+constexpr TensorType kPackedTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                                       TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
+                                       TensorType::Q6_K};
+
 const TypeKernels& k(const KernelTable& t, TensorType type) {
   return t.types[static_cast<uint32_t>(type)];
 }
@@ -130,10 +134,10 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
   const KernelTable ref = ref_table();
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   const TypeKernels& q8 = k(ref, TensorType::Q8_0);
-  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K}) {
+  for (TensorType wt : kPackedTypes) {
     const TypeKernels& pk = k(t, wt);
     ASSERT_NE(pk.packed_gemm, nullptr) << format::type_name(wt);
-    const bool k_quant = wt == TensorType::Q4_K;
+    const bool k_quant = wt == TensorType::Q4_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 8448} : std::vector<int64_t>{32, 96, 576, 1056}) {
       for (int64_t rows : {1, 5, 16, 17, 35}) {
         for (int64_t toks : {1, 7, 8, 9, 19}) {
@@ -161,7 +165,7 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
               const std::string where = std::string(format::type_name(wt)) + " n=" +
                                         std::to_string(n) + " rows=" + std::to_string(rows) +
                                         " toks=" + std::to_string(toks);
-              if (wt == TensorType::Q4_1) {
+              if (wt == TensorType::Q4_1 || wt == TensorType::Q5_1) {
                 // vec_dot's Q8_1 sums are f16-rounded: compare with vec_dot itself.
                 k(ref, TensorType::Q8_1).from_float(x.data() + tk * n, xq.data(), n);
                 float vd = 0;
@@ -189,11 +193,11 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
   fill_ref_k(ref);
   fill_ref_packed(ref);
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
-  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K}) {
+  for (TensorType wt : kPackedTypes) {
     const TypeKernels& pk = k(t, wt);
     const TypeKernels& rk = k(ref, wt);
     ASSERT_NE(rk.packed_gemm, nullptr) << format::type_name(wt);
-    const bool k_quant = wt == TensorType::Q4_K;
+    const bool k_quant = wt == TensorType::Q4_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 8448} : std::vector<int64_t>{32, 1056, 2080}) {
       for (int64_t rows : {1, 16, 35}) {
         for (int64_t toks : {1, 3, 8, 19}) {

@@ -1,25 +1,31 @@
-// Prefill matrix products for Q4_0, Q4_1, Q8_0 and Q4_K on AVX-512 VNNI, over packed
-// operands (the prefill half of type_kernels.h's PackXFn / PackedGemmFn).
+// Prefill matrix products for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K on AVX-512 VNNI,
+// over packed operands (the prefill half of type_kernels.h's PackXFn / PackedGemmFn).
 //
 // Activations: pack_x quantizes each token's blocks of 32 as Q8_0/Q8_1 do (d = amax / 127
 // rounded to f16, q = round(x / d)) into tiles of 8 tokens. Per block, a tile holds
 //   float d[8], s[8], sh[8];          s = d * sum(q) in f32, sh = the same rounded to f16
+//   int32 o16[2][8];                  -32 * sum(q) over elements 0..15 and 16..31
 //   int8  q[8 chunks][8 tokens][4];   chunk k = elements 4k .. 4k+3
 // so one token's chunk is a 4-byte broadcast operand of vpdpbusd.
 //
 // Weights: every type is written as u8 quants q with a per-block f32 scale d and offset m,
-// w = d * q + m (Q4_0: m = -8 d; Q8_0: q + 128, m = -128 d; Q4_1: d, m as stored; Q4_K:
-// per sub-block of 32, d * sc and -dmin * mn), into a panel of 16 rows: chunk k of block b
-// is one zmm whose lane i holds row i's 4 quants. A panel spans at most kPanelBlocks
-// blocks (20 KiB, stays in L1) and serves every token tile before the next is packed, so
-// the repacking costs one pass over the weights per matmul and no memory beyond the stack.
+// w = d * q + m (Q4_0: m = -8 d; Q5_0: m = -16 d; Q8_0: q + 128, m = -128 d; Q4_1, Q5_1:
+// d, m as stored; Q4_K: per sub-block of 32, d * sc and -dmin * mn), into a panel of 16
+// rows: chunk k of block b is one zmm whose lane i holds row i's 4 quants. Q6_K has two
+// scales per block of 32 and w = d * sc * (q - 32): the panel holds q in 0..63 and the
+// halves' scales in d and m, and the -32 enters the integer dot through o16. A panel spans
+// at most kPanelBlocks blocks (20 KiB, stays in L1) and serves every token tile before the
+// next is packed, so the repacking costs one pass over the weights per matmul and no
+// memory beyond the stack. It reads each row's blocks with contiguous 16-byte loads,
+// transposes them in registers (transpose_rows, no gathers) and prefetches the next panel.
 //
 // Per block, 16 rows and one token: 8 vpdpbusd give 16 exact i32 block dots, then
 // acc += f32(dot) * d_w * d_x + m_w * s_x. The _1 types use sh (what Q8_1 stores, so the
 // result is vec_dot's up to the f32 summation order); the others use s, so the -8 / -128
-// offsets cost one f32 rounding instead of the integer correction vec_dot does.
+// offsets cost one f32 rounding instead of the integer correction vec_dot does. Q6_K:
+// acc += f32(o16_lo + dot_lo) * d_lo * d_x, then the same for the upper half.
 //
-// The reference these are tested against is the scalar vec_dot (tests/kernels/).
+// The scalar twin, bit for bit, is gemm_packed_ref.cpp; tests/kernels/ checks both.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
@@ -43,112 +49,277 @@ namespace hearth::kernels {
 namespace {
 
 constexpr int kPanelRows = 16;
-constexpr int kPanelBlocks = static_cast<int>(kPackedPanelBlocks);  // a multiple of 8: Q4_K panels start on a super-block
+// A multiple of 8: K-quant panels start on a super-block.
+constexpr int kPanelBlocks = static_cast<int>(kPackedPanelBlocks);
 constexpr int kChunks = 8;        // 4-byte chunks per block of 32
 constexpr int kTile = static_cast<int>(kPackedTileTokens);
 
 struct Panel {
   alignas(64) int32_t q[kPanelBlocks][kChunks][kPanelRows];
   alignas(64) float d[kPanelBlocks][kPanelRows];
-  alignas(64) float m[kPanelBlocks][kPanelRows];
+  alignas(64) float m[kPanelBlocks][kPanelRows];  // Q6_K: the scale of elements 16..31
 };
 
-// Rows of a panel: `rows` valid (mask `live`), the rest packed as zeros.
+// Rows of a panel: `rows` valid (mask `live`), row i at base + i * stride. In a partial
+// panel lanes past `rows` read the last valid row again (row[]); their results are computed
+// and never stored. `ahead`: bytes from a row's data in this panel to the same place of
+// the next panel to pack (prefetched while this one is packed).
 struct PanelRows {
-  const uint8_t* w;  // first row
-  int64_t stride;    // bytes between rows
+  const uint8_t* base;
+  int64_t stride, ahead;
   int rows;
   __mmask16 live;
-  __m512i offsets;  // lane i: i * stride
+  const uint8_t* row[kPanelRows];
 };
 
-inline __m512i gather(const PanelRows& pr, const uint8_t* at) {
-  return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), pr.live, pr.offsets, at, 1);
+// A group of consecutive weight blocks of 16 rows, transposed: lane i of t[j] is dword j of
+// row i's bytes (bytes past the group read as 0). Built from contiguous 16-byte loads
+// and in-register 4x4 dword transposes, so a panel costs no gathers.
+constexpr int kGroupDwords = 68;  // 8 Q8_0 blocks (272 bytes) at most
+struct Group {
+  alignas(64) int32_t t[kGroupDwords][kPanelRows];
+};
+
+template <bool kFull>
+inline const uint8_t* row_at(const PanelRows& pr, int i, int64_t at) {
+  return (kFull ? pr.base + i * pr.stride : pr.row[i]) + at;
+}
+
+template <bool kFull>
+inline void transpose_rows_impl(const PanelRows& pr, int64_t off, int bytes, Group& g) {
+  for (int c = 0; 16 * c < bytes; ++c) {
+    const int left = bytes - 16 * c;
+    const __mmask16 m = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+    const int64_t at = off + 16 * c;
+    if (c % 4 == 0)
+      for (int i = 0; i < kPanelRows; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(row_at<kFull>(pr, i, at + pr.ahead)),
+                     _MM_HINT_T0);
+    // a[j]: 128-bit lane l holds row 4l + j.
+    __m512i a[4];
+    for (int j = 0; j < 4; ++j) {
+      __m512i v = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(m, row_at<kFull>(pr, j, at)));
+      v = _mm512_inserti32x4(v, _mm_maskz_loadu_epi8(m, row_at<kFull>(pr, 4 + j, at)), 1);
+      v = _mm512_inserti32x4(v, _mm_maskz_loadu_epi8(m, row_at<kFull>(pr, 8 + j, at)), 2);
+      a[j] = _mm512_inserti32x4(v, _mm_maskz_loadu_epi8(m, row_at<kFull>(pr, 12 + j, at)), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]);  // rows 4l, 4l+1: dwords 0, 1
+    const __m512i t1 = _mm512_unpackhi_epi32(a[0], a[1]);  // dwords 2, 3
+    const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]);
+    const __m512i t3 = _mm512_unpackhi_epi32(a[2], a[3]);
+    _mm512_store_si512(g.t[4 * c + 0], _mm512_unpacklo_epi64(t0, t2));
+    _mm512_store_si512(g.t[4 * c + 1], _mm512_unpackhi_epi64(t0, t2));
+    _mm512_store_si512(g.t[4 * c + 2], _mm512_unpacklo_epi64(t1, t3));
+    _mm512_store_si512(g.t[4 * c + 3], _mm512_unpackhi_epi64(t1, t3));
+  }
+}
+
+// Transposes `bytes` bytes at offset `off` of every row into g.t[0 .. 4 * ceil(bytes / 16)).
+inline void transpose_rows(const PanelRows& pr, int64_t off, int bytes, Group& g) {
+  if (pr.rows == kPanelRows)
+    transpose_rows_impl<true>(pr, off, bytes, g);
+  else
+    transpose_rows_impl<false>(pr, off, bytes, g);
+}
+
+// The 4 bytes at byte offset o (even) of every row of the group.
+inline __m512i dword_at(const Group& g, int o) {
+  const __m512i lo = _mm512_load_si512(g.t[o / 4]);
+  if (o % 4 == 0) return lo;
+  return _mm512_or_si512(_mm512_srli_epi32(lo, 16),
+                         _mm512_slli_epi32(_mm512_load_si512(g.t[o / 4 + 1]), 16));
 }
 
 inline __m512 half_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 inline __m512 half_hi(__m512i v) { return half_lo(_mm512_srli_epi32(v, 16)); }
+// The f16 at byte offset o (even) of every row, as f32.
+inline __m512 half_at(const Group& g, int o) {
+  const __m512i v = _mm512_load_si512(g.t[o / 4]);
+  return o % 4 == 0 ? half_lo(v) : half_hi(v);
+}
 
-// 4 chunks of packed nibbles -> chunks j (low nibbles) and j + 4 (high nibbles).
-inline void store_nibbles(const PanelRows& pr, const uint8_t* qs, int32_t (*q)[kPanelRows]) {
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  for (int j = 0; j < 4; ++j) {
-    const __m512i v = gather(pr, qs + 4 * j);
-    _mm512_store_si512(q[j], _mm512_and_si512(v, mask));
-    _mm512_store_si512(q[j + 4], _mm512_and_si512(_mm512_srli_epi32(v, 4), mask));
+inline __m512i nib_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+inline __m512i nib_hi(__m512i v) { return nib_lo(_mm512_srli_epi32(v, 4)); }
+
+// Blocks of `kBytes` bytes in groups of kPerGroup; `unpack(g, j, b)` writes block j of the
+// group as panel block b.
+template <int kBytes, int kPerGroup, typename Unpack>
+inline void pack_groups(const PanelRows& pr, int64_t b0, int nb, Unpack unpack) {
+  Group g;
+  for (int b = 0; b < nb; b += kPerGroup) {
+    const int n = std::min(kPerGroup, nb - b);
+    transpose_rows(pr, (b0 + b) * kBytes, n * kBytes, g);
+    for (int j = 0; j < n; ++j) unpack(g, j, b + j);
   }
 }
 
 void pack_q4_0(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
-  for (int b = 0; b < nb; ++b) {
-    const uint8_t* blk = pr.w + (b0 + b) * static_cast<int64_t>(sizeof(BlockQ4_0));
-    const __m512 d = half_lo(gather(pr, blk));
+  constexpr int kB = sizeof(BlockQ4_0);
+  pack_groups<kB, 8>(pr, b0, nb, [&p](const Group& g, int j, int b) {
+    const __m512 d = half_at(g, kB * j);
     _mm512_store_ps(p.d[b], d);
     _mm512_store_ps(p.m[b], _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
-    store_nibbles(pr, blk + offsetof(BlockQ4_0, qs), p.q[b]);
-  }
+    for (int k = 0; k < 4; ++k) {
+      const __m512i v = dword_at(g, kB * j + offsetof(BlockQ4_0, qs) + 4 * k);
+      _mm512_store_si512(p.q[b][k], nib_lo(v));
+      _mm512_store_si512(p.q[b][k + 4], nib_hi(v));
+    }
+  });
 }
 
 void pack_q4_1(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
-  for (int b = 0; b < nb; ++b) {
-    const uint8_t* blk = pr.w + (b0 + b) * static_cast<int64_t>(sizeof(BlockQ4_1));
-    const __m512i dm = gather(pr, blk);
+  constexpr int kB = sizeof(BlockQ4_1);
+  pack_groups<kB, 4>(pr, b0, nb, [&p](const Group& g, int j, int b) {
+    const __m512i dm = dword_at(g, kB * j);
     _mm512_store_ps(p.d[b], half_lo(dm));
     _mm512_store_ps(p.m[b], half_hi(dm));
-    store_nibbles(pr, blk + offsetof(BlockQ4_1, qs), p.q[b]);
+    for (int k = 0; k < 4; ++k) {
+      const __m512i v = dword_at(g, kB * j + offsetof(BlockQ4_1, qs) + 4 * k);
+      _mm512_store_si512(p.q[b][k], nib_lo(v));
+      _mm512_store_si512(p.q[b][k + 4], nib_hi(v));
+    }
+  });
+}
+
+// Q5_0/Q5_1: element e's fifth bit is bit e of qh; chunk k (elements 4k .. 4k + 3) gets
+// bits 4k .. 4k + 3 as 0x10 in its bytes, added to the nibbles.
+inline void store_q5(const __m512i qh, const __m512i (&qs)[4], int32_t (*q)[kPanelRows]) {
+  for (int k = 0; k < kChunks; ++k) {
+    // Every byte of a lane: byte k / 2 of its qh; then byte i tests bit 4 (k % 2) + i.
+    const char j = static_cast<char>(k / 2);
+    const __m512i rep = _mm512_shuffle_epi8(
+        qh, _mm512_broadcast_i32x4(_mm_setr_epi8(j, j, j, j, char(4 + j), char(4 + j), char(4 + j),
+                                                 char(4 + j), char(8 + j), char(8 + j), char(8 + j),
+                                                 char(8 + j), char(12 + j), char(12 + j),
+                                                 char(12 + j), char(12 + j))));
+    const __mmask64 bit =
+        _mm512_test_epi8_mask(rep, _mm512_set1_epi32(0x08040201 << (4 * (k % 2))));
+    const __m512i lo = k < 4 ? nib_lo(qs[k]) : nib_hi(qs[k - 4]);
+    const __m512i fifth = _mm512_maskz_mov_epi8(bit, _mm512_set1_epi8(0x10));
+    _mm512_store_si512(q[k], _mm512_or_si512(lo, fifth));
   }
 }
 
+void pack_q5_0(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
+  constexpr int kB = sizeof(BlockQ5_0);
+  pack_groups<kB, 8>(pr, b0, nb, [&p](const Group& g, int j, int b) {
+    const __m512 d = half_at(g, kB * j);
+    _mm512_store_ps(p.d[b], d);
+    _mm512_store_ps(p.m[b], _mm512_mul_ps(d, _mm512_set1_ps(-16.0f)));
+    __m512i qs[4];
+    for (int k = 0; k < 4; ++k) qs[k] = dword_at(g, kB * j + offsetof(BlockQ5_0, qs) + 4 * k);
+    store_q5(dword_at(g, kB * j + offsetof(BlockQ5_0, qh)), qs, p.q[b]);
+  });
+}
+
+void pack_q5_1(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
+  constexpr int kB = sizeof(BlockQ5_1);
+  pack_groups<kB, 8>(pr, b0, nb, [&p](const Group& g, int j, int b) {
+    const __m512i dm = dword_at(g, kB * j);
+    _mm512_store_ps(p.d[b], half_lo(dm));
+    _mm512_store_ps(p.m[b], half_hi(dm));
+    __m512i qs[4];
+    for (int k = 0; k < 4; ++k) qs[k] = dword_at(g, kB * j + offsetof(BlockQ5_1, qs) + 4 * k);
+    store_q5(dword_at(g, kB * j + offsetof(BlockQ5_1, qh)), qs, p.q[b]);
+  });
+}
+
 void pack_q8_0(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
-  for (int b = 0; b < nb; ++b) {
-    const uint8_t* blk = pr.w + (b0 + b) * static_cast<int64_t>(sizeof(BlockQ8_0));
-    const __m512 d = half_lo(gather(pr, blk));
+  constexpr int kB = sizeof(BlockQ8_0);
+  pack_groups<kB, 8>(pr, b0, nb, [&p](const Group& g, int j, int b) {
+    const __m512 d = half_at(g, kB * j);
     _mm512_store_ps(p.d[b], d);
     _mm512_store_ps(p.m[b], _mm512_mul_ps(d, _mm512_set1_ps(-128.0f)));
     for (int k = 0; k < kChunks; ++k)
-      _mm512_store_si512(p.q[b][k], _mm512_xor_si512(gather(pr, blk + offsetof(BlockQ8_0, qs) + 4 * k),
-                                                     _mm512_set1_epi8(char(0x80))));
-  }
+      _mm512_store_si512(p.q[b][k],
+                         _mm512_xor_si512(dword_at(g, kB * j + offsetof(BlockQ8_0, qs) + 4 * k),
+                                          _mm512_set1_epi8(char(0x80))));
+  });
+}
+
+// Byte `i` (0..3) of every lane, as f32 of the unsigned / signed value.
+inline __m512 byte_u(__m512i v, int i) {
+  return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xff)));
+}
+inline __m512 byte_s(__m512i v, int i) {
+  return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * i), 24));
 }
 
 // Blocks of the panel are Q4_K sub-blocks: b0 and nb are multiples of 8.
 void pack_q4_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
+  Group g;
   for (int sb = 0; sb < nb / 8; ++sb) {
-    const int64_t super = b0 / 8 + sb;
-    const uint8_t* blk = pr.w + super * static_cast<int64_t>(sizeof(BlockQ4K));
+    transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(BlockQ4K)), sizeof(BlockQ4K), g);
     // Sub-blocks 2c and 2c + 1 share the 32 bytes qs[32c ..]: low and high nibbles.
-    for (int c = 0; c < 4; ++c) {
-      int32_t(*lo)[kPanelRows] = p.q[8 * sb + 2 * c];
-      int32_t(*hi)[kPanelRows] = p.q[8 * sb + 2 * c + 1];
-      const uint8_t* qs = blk + offsetof(BlockQ4K, qs) + 32 * c;
-      const __m512i mask = _mm512_set1_epi8(0x0f);
+    for (int c = 0; c < 4; ++c)
       for (int k = 0; k < kChunks; ++k) {
-        const __m512i v = gather(pr, qs + 4 * k);
-        _mm512_store_si512(lo[k], _mm512_and_si512(v, mask));
-        _mm512_store_si512(hi[k], _mm512_and_si512(_mm512_srli_epi32(v, 4), mask));
+        const __m512i v = dword_at(g, offsetof(BlockQ4K, qs) + 32 * c + 4 * k);
+        _mm512_store_si512(p.q[8 * sb + 2 * c][k], nib_lo(v));
+        _mm512_store_si512(p.q[8 * sb + 2 * c + 1][k], nib_hi(v));
       }
-    }
-    for (int i = 0; i < kPanelRows; ++i) {
-      float d = 0, dmin = 0;
-      uint8_t sm[16] = {};
-      if (i < pr.rows) {
-        const auto* row = reinterpret_cast<const BlockQ4K*>(blk + i * pr.stride);
-        d = f16_to_f32(row->d);
-        dmin = f16_to_f32(row->dmin);
-        unpack_scales_mins_k4(row->scales, sm);
-      }
-      for (int j = 0; j < 8; ++j) {
-        p.d[8 * sb + j][i] = d * static_cast<float>(sm[j]);
-        p.m[8 * sb + j][i] = -dmin * static_cast<float>(sm[8 + j]);
-      }
+    // unpack_scales_mins_k4 on every lane.
+    const __m512i w0 = dword_at(g, offsetof(BlockQ4K, scales));
+    const __m512i w1 = dword_at(g, offsetof(BlockQ4K, scales) + 4);
+    const __m512i w2 = dword_at(g, offsetof(BlockQ4K, scales) + 8);
+    const __m512i k6 = _mm512_set1_epi8(0x3f), k4 = _mm512_set1_epi8(0x0f),
+                  k2 = _mm512_set1_epi8(0x03);
+    const __m512i sm[4] = {
+        _mm512_and_si512(w0, k6),
+        _mm512_or_si512(_mm512_and_si512(w2, k4),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), k2), 4)),
+        _mm512_and_si512(w1, k6),
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k4),
+                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k2), 4)),
+    };
+    const __m512i dd = dword_at(g, offsetof(BlockQ4K, d));
+    const __m512 d = half_lo(dd);
+    const __m512 neg_dmin = _mm512_xor_ps(half_hi(dd), _mm512_set1_ps(-0.0f));
+    for (int j = 0; j < 8; ++j) {
+      _mm512_store_ps(p.d[8 * sb + j], _mm512_mul_ps(d, byte_u(sm[j / 4], j % 4)));
+      _mm512_store_ps(p.m[8 * sb + j], _mm512_mul_ps(neg_dmin, byte_u(sm[2 + j / 4], j % 4)));
     }
   }
 }
 
+// Blocks of the panel are Q6_K's blocks of 32 (b0 and nb multiples of 8), q = the 6-bit
+// value in 0..63; d and m hold d * scales[2j] and d * scales[2j + 1], the scales of the
+// block's two halves. The -32 offset is applied in the integer dot (pack_x's o16).
+void pack_q6_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
+  Group g;
+  for (int sb = 0; sb < nb / 8; ++sb) {
+    transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(BlockQ6K)), sizeof(BlockQ6K), g);
+    const __m512i k4 = _mm512_set1_epi8(0x0f), k2 = _mm512_set1_epi8(0x03);
+    // Block 4h + r: low bits in ql[64h + 32(r & 1) ..] (high nibble for r >= 2), high bits
+    // 2r, 2r + 1 of qh[32h ..].
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 4; ++r)
+        for (int k = 0; k < kChunks; ++k) {
+          const __m512i lo = dword_at(g, offsetof(BlockQ6K, ql) + 64 * h + 32 * (r & 1) + 4 * k);
+          const __m512i hi = dword_at(g, offsetof(BlockQ6K, qh) + 32 * h + 4 * k);
+          const __m512i q = _mm512_or_si512(
+              _mm512_and_si512(_mm512_srli_epi32(lo, 4 * (r >> 1)), k4),
+              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * r), k2), 4));
+          _mm512_store_si512(p.q[8 * sb + 4 * h + r][k], q);
+        }
+    const __m512 d = half_at(g, offsetof(BlockQ6K, d));
+    for (int j = 0; j < 8; ++j) {
+      const __m512i sc = dword_at(g, offsetof(BlockQ6K, scales) + 4 * (j / 2));
+      _mm512_store_ps(p.d[8 * sb + j], _mm512_mul_ps(d, byte_s(sc, 2 * (j % 2))));
+      _mm512_store_ps(p.m[8 * sb + j], _mm512_mul_ps(d, byte_s(sc, 2 * (j % 2) + 1)));
+    }
+  }
+}
+
+// Where panel_tile finds a block's offset term: pack_x's s or sh (w = d q + m), or
+// kSplit: Q6_K's two scaled halves with the integer offset o16.
+constexpr int kS = kTile, kSh = 2 * kTile, kSplit = -1;
+constexpr int kO16 = 3 * kTile;  // int32 o16[2][kTile]
+constexpr int kXQ = 5 * kTile;   // the quants, in floats from the block's start
+
 // acc[t] (16 rows of token t) += the panel's nb blocks against the first kNT tokens of
 // one token tile. Each token's arithmetic is the same whatever kNT is, so a token's result
 // does not depend on how many tokens share the matmul.
-template <int kSOffset, int kNT>
+template <int kOffset, int kNT>
 inline void panel_tile(const Panel& p, int nb, const uint8_t* xb, __m512 acc[kTile]) {
   for (int b = 0; b < nb; ++b) {
     __m512i w[kChunks];
@@ -156,22 +327,37 @@ inline void panel_tile(const Panel& p, int nb, const uint8_t* xb, __m512 acc[kTi
     const __m512 dw = _mm512_load_ps(p.d[b]);
     const __m512 mw = _mm512_load_ps(p.m[b]);
     const auto* xd = reinterpret_cast<const float*>(xb + b * kPackedXBlockBytes);
-    const float* xs = xd + kSOffset;
-    const auto* xq = reinterpret_cast<const int32_t*>(xd + 3 * kTile);
-    for (int t = 0; t < kNT; ++t) {
-      __m512i s = _mm512_setzero_si512();
-      for (int k = 0; k < kChunks; ++k)
-        s = _mm512_dpbusd_epi32(s, w[k], _mm512_set1_epi32(xq[k * kTile + t]));
-      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dw);
-      acc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(xd[t]), acc[t]);
-      acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[t]), acc[t]);
+    const auto* xq = reinterpret_cast<const int32_t*>(xd + kXQ);
+    if constexpr (kOffset == kSplit) {
+      const auto* o16 = reinterpret_cast<const int32_t*>(xd + kO16);
+      for (int t = 0; t < kNT; ++t) {
+        __m512i s0 = _mm512_set1_epi32(o16[t]);
+        __m512i s1 = _mm512_set1_epi32(o16[kTile + t]);
+        for (int k = 0; k < kChunks / 2; ++k) {
+          s0 = _mm512_dpbusd_epi32(s0, w[k], _mm512_set1_epi32(xq[k * kTile + t]));
+          s1 = _mm512_dpbusd_epi32(s1, w[k + 4], _mm512_set1_epi32(xq[(k + 4) * kTile + t]));
+        }
+        const __m512 x = _mm512_set1_ps(xd[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0), dw), x, acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1), mw), x, acc[t]);
+      }
+    } else {
+      const float* xs = xd + kOffset;
+      for (int t = 0; t < kNT; ++t) {
+        __m512i s = _mm512_setzero_si512();
+        for (int k = 0; k < kChunks; ++k)
+          s = _mm512_dpbusd_epi32(s, w[k], _mm512_set1_epi32(xq[k * kTile + t]));
+        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), dw);
+        acc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(xd[t]), acc[t]);
+        acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[t]), acc[t]);
+      }
     }
   }
 }
 
 using PackPanelFn = void (*)(const PanelRows&, int64_t b0, int nb, Panel&);
 
-template <PackPanelFn kPack, int kSOffset>
+template <PackPanelFn kPack, int kOffset>
 void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
                  int64_t n_tokens, float* y, int64_t ldy) {
   const auto* w = static_cast<const uint8_t*>(vw);
@@ -182,15 +368,17 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
   Panel panel;
   for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
     PanelRows pr;
-    pr.w = w + r0 * w_stride;
+    pr.base = w + r0 * w_stride;
     pr.stride = w_stride;
     pr.rows = static_cast<int>(std::min<int64_t>(kPanelRows, n_rows - r0));
     pr.live = static_cast<__mmask16>((1u << pr.rows) - 1);
-    pr.offsets = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(static_cast<int>(w_stride)));
+    for (int i = 0; i < kPanelRows; ++i) pr.row[i] = w + (r0 + std::min(i, pr.rows - 1)) * w_stride;
     for (int64_t b0 = 0; b0 < nb; b0 += kPanelBlocks) {
       const int pb = static_cast<int>(std::min<int64_t>(kPanelBlocks, nb - b0));
+      // The next panel: the same rows' next blocks, or the next rows' first ones. Bytes per
+      // kPanelBlocks blocks are whole for every type (a Q6_K super-block spans 8).
+      pr.ahead = b0 + kPanelBlocks < nb ? w_stride * kPanelBlocks / nb
+                                        : kPanelRows * w_stride - w_stride * b0 / nb;
       kPack(pr, b0, pb, panel);
       for (int64_t tile = 0; tile < n_tiles; ++tile) {
         __m512 acc[kTile];
@@ -198,14 +386,14 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
         const int64_t nt = std::min<int64_t>(kTile, n_tokens - tile * kTile);
         const uint8_t* xb = x + tile * tile_bytes + b0 * kPackedXBlockBytes;
         switch (nt) {
-          case 1: panel_tile<kSOffset, 1>(panel, pb, xb, acc); break;
-          case 2: panel_tile<kSOffset, 2>(panel, pb, xb, acc); break;
-          case 3: panel_tile<kSOffset, 3>(panel, pb, xb, acc); break;
-          case 4: panel_tile<kSOffset, 4>(panel, pb, xb, acc); break;
-          case 5: panel_tile<kSOffset, 5>(panel, pb, xb, acc); break;
-          case 6: panel_tile<kSOffset, 6>(panel, pb, xb, acc); break;
-          case 7: panel_tile<kSOffset, 7>(panel, pb, xb, acc); break;
-          default: panel_tile<kSOffset, kTile>(panel, pb, xb, acc); break;
+          case 1: panel_tile<kOffset, 1>(panel, pb, xb, acc); break;
+          case 2: panel_tile<kOffset, 2>(panel, pb, xb, acc); break;
+          case 3: panel_tile<kOffset, 3>(panel, pb, xb, acc); break;
+          case 4: panel_tile<kOffset, 4>(panel, pb, xb, acc); break;
+          case 5: panel_tile<kOffset, 5>(panel, pb, xb, acc); break;
+          case 6: panel_tile<kOffset, 6>(panel, pb, xb, acc); break;
+          case 7: panel_tile<kOffset, 7>(panel, pb, xb, acc); break;
+          default: panel_tile<kOffset, kTile>(panel, pb, xb, acc); break;
         }
         for (int64_t t = 0; t < nt; ++t) {
           float* yt = y + (tile * kTile + t) * ldy + r0;
@@ -226,19 +414,25 @@ void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t 
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* blk = out + (tile * nb + b) * kPackedXBlockBytes;
       auto* d = reinterpret_cast<float*>(blk);
-      float* s = d + kTile;
-      float* sh = d + 2 * kTile;
-      uint8_t* q = blk + 3 * kTile * sizeof(float);
+      float* s = d + kS;
+      float* sh = d + kSh;
+      auto* o16 = reinterpret_cast<int32_t*>(d + kO16);
+      uint8_t* q = blk + kXQ * sizeof(float);
       for (int t = 0; t < kTile; ++t) {
         const int64_t tok = tile * kTile + t;
         int8_t qs[kQK] = {};
         d[t] = s[t] = sh[t] = 0;
+        o16[t] = o16[kTile + t] = 0;
         if (tok < n_tokens) {
           f16_t dh;
           const Q8Block r = quantize_block_q8(x + tok * n + b * kQK, dh, qs);
           d[t] = f16_to_f32(dh);
           s[t] = d[t] * static_cast<float>(r.sum);
           sh[t] = f16_to_f32(f32_to_f16(r.d * static_cast<float>(r.sum)));  // as Q8_1's s
+          int half = 0;
+          for (int i = 0; i < kQK / 2; ++i) half += qs[i];
+          o16[t] = -32 * half;
+          o16[kTile + t] = -32 * (r.sum - half);
         }
         for (int k = 0; k < kChunks; ++k) std::memcpy(q + (k * kTile + t) * 4, qs + 4 * k, 4);
       }
@@ -255,11 +449,13 @@ void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
 }  // namespace
 
 void fill_avx512_packed(KernelTable& t) {
-  constexpr int kS = kTile, kSh = 2 * kTile;
   set(t, TensorType::Q4_0, packed_gemm<pack_q4_0, kS>);
   set(t, TensorType::Q4_1, packed_gemm<pack_q4_1, kSh>);
   set(t, TensorType::Q8_0, packed_gemm<pack_q8_0, kS>);
+  set(t, TensorType::Q5_0, packed_gemm<pack_q5_0, kS>);
+  set(t, TensorType::Q5_1, packed_gemm<pack_q5_1, kSh>);
   set(t, TensorType::Q4_K, packed_gemm<pack_q4_k, kS>);
+  set(t, TensorType::Q6_K, packed_gemm<pack_q6_k, kSplit>);
 }
 
 }  // namespace hearth::kernels
