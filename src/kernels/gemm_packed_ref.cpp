@@ -104,9 +104,11 @@ void unpack_q8_0(const uint8_t* row, int64_t nb, WBlock* out) {
   }
 }
 
-// Blocks are Q4_K's sub-blocks of 32: sub-blocks 2c and 2c + 1 share qs[32c ..].
-void unpack_q4_k(const uint8_t* row, int64_t nb, WBlock* out) {
-  const auto* w = reinterpret_cast<const BlockQ4K*>(row);
+// Blocks are Q4_K's / Q5_K's sub-blocks of 32: sub-blocks 2c and 2c + 1 share qs[32c ..];
+// Q5_K's fifth bit of sub-block j is bit j of qh[l].
+template <typename Block, bool kFifth>
+void unpack_k4(const uint8_t* row, int64_t nb, WBlock* out) {
+  const auto* w = reinterpret_cast<const Block*>(row);
   for (int64_t sb = 0; sb < nb / 8; ++sb) {
     const float d = f16_to_f32(w[sb].d), dmin = f16_to_f32(w[sb].dmin);
     uint8_t sm[16];
@@ -117,6 +119,11 @@ void unpack_q4_k(const uint8_t* row, int64_t nb, WBlock* out) {
       for (int i = 0; i < kQK; ++i) {
         lo.q[i] = w[sb].qs[32 * c + i] & 0x0f;
         hi.q[i] = w[sb].qs[32 * c + i] >> 4;
+        if constexpr (kFifth) {
+          const uint8_t h = w[sb].qh[i];
+          lo.q[i] = static_cast<uint8_t>(lo.q[i] | ((h >> (2 * c)) & 1) << 4);
+          hi.q[i] = static_cast<uint8_t>(hi.q[i] | ((h >> (2 * c + 1)) & 1) << 4);
+        }
       }
     }
     for (int j = 0; j < 8; ++j) {
@@ -223,7 +230,8 @@ void fill_ref_packed(KernelTable& t) {
   set(t, TensorType::Q5_0, packed_gemm_ref<unpack_q5_0, Offset::kS>);
   set(t, TensorType::Q5_1, packed_gemm_ref<unpack_q5_1, Offset::kSh>);
   set(t, TensorType::Q8_0, packed_gemm_ref<unpack_q8_0, Offset::kS>);
-  set(t, TensorType::Q4_K, packed_gemm_ref<unpack_q4_k, Offset::kS>);
+  set(t, TensorType::Q4_K, packed_gemm_ref<unpack_k4<BlockQ4K, false>, Offset::kS>);
+  set(t, TensorType::Q5_K, packed_gemm_ref<unpack_k4<BlockQ5K, true>, Offset::kS>);
   set(t, TensorType::Q6_K, packed_gemm_ref<unpack_q6_k, Offset::kSplit>);
 }
 

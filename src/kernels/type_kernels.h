@@ -82,7 +82,7 @@ void fill_avx512_legacy(KernelTable& t);
 void fill_avx512_k(KernelTable& t);
 void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
 void fill_avx512_gemm(KernelTable& t);
-// Packed prefill gemm (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q6_K.
+// Packed prefill gemm (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K.
 void fill_avx512_packed(KernelTable& t);
 // The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
 // removal of packed entries (tables whose ISA has no packed gemm use the tiled one).

@@ -25,7 +25,7 @@ constexpr TensorType kGemmTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorT
 
 constexpr TensorType kPackedTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
                                        TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
-                                       TensorType::Q6_K};
+                                       TensorType::Q5_K, TensorType::Q6_K};
 
 const TypeKernels& k(const KernelTable& t, TensorType type) {
   return t.types[static_cast<uint32_t>(type)];
@@ -137,7 +137,8 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
   for (TensorType wt : kPackedTypes) {
     const TypeKernels& pk = k(t, wt);
     ASSERT_NE(pk.packed_gemm, nullptr) << format::type_name(wt);
-    const bool k_quant = wt == TensorType::Q4_K || wt == TensorType::Q6_K;
+    const bool k_quant =
+        wt == TensorType::Q4_K || wt == TensorType::Q5_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 8448} : std::vector<int64_t>{32, 96, 576, 1056}) {
       for (int64_t rows : {1, 5, 16, 17, 35}) {
         for (int64_t toks : {1, 7, 8, 9, 19}) {
@@ -197,7 +198,8 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
     const TypeKernels& pk = k(t, wt);
     const TypeKernels& rk = k(ref, wt);
     ASSERT_NE(rk.packed_gemm, nullptr) << format::type_name(wt);
-    const bool k_quant = wt == TensorType::Q4_K || wt == TensorType::Q6_K;
+    const bool k_quant =
+        wt == TensorType::Q4_K || wt == TensorType::Q5_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 8448} : std::vector<int64_t>{32, 1056, 2080}) {
       for (int64_t rows : {1, 16, 35}) {
         for (int64_t toks : {1, 3, 8, 19}) {

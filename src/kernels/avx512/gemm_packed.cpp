@@ -1,5 +1,5 @@
-// Prefill matrix products for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K on AVX-512 VNNI,
-// over packed operands (the prefill half of type_kernels.h's PackXFn / PackedGemmFn).
+// Prefill matrix products for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K on AVX-512
+// VNNI, over packed operands (the prefill half of type_kernels.h's PackXFn / PackedGemmFn).
 //
 // Activations: pack_x quantizes each token's blocks of 32 as Q8_0/Q8_1 do (d = amax / 127
 // rounded to f16, q = round(x / d)) into tiles of 8 tokens. Per block, a tile holds
@@ -10,7 +10,7 @@
 //
 // Weights: every type is written as u8 quants q with a per-block f32 scale d and offset m,
 // w = d * q + m (Q4_0: m = -8 d; Q5_0: m = -16 d; Q8_0: q + 128, m = -128 d; Q4_1, Q5_1:
-// d, m as stored; Q4_K: per sub-block of 32, d * sc and -dmin * mn), into a panel of 16
+// d, m as stored; Q4_K, Q5_K: per sub-block of 32, d * sc and -dmin * mn), into a panel of 16
 // rows: chunk k of block b is one zmm whose lane i holds row i's 4 quants. Q6_K has two
 // scales per block of 32 and w = d * sc * (q - 32): the panel holds q in 0..63 and the
 // halves' scales in d and m, and the -32 enters the integer dot through o16. A panel spans
@@ -192,8 +192,8 @@ inline void store_q5(const __m512i qh, const __m512i (&qs)[4], int32_t (*q)[kPan
                                                  char(4 + j), char(8 + j), char(8 + j), char(8 + j),
                                                  char(8 + j), char(12 + j), char(12 + j),
                                                  char(12 + j), char(12 + j))));
-    const __mmask64 bit =
-        _mm512_test_epi8_mask(rep, _mm512_set1_epi32(0x08040201 << (4 * (k % 2))));
+    const __mmask64 bit = _mm512_test_epi8_mask(
+        rep, _mm512_set1_epi32(static_cast<int>(0x08040201u << (4 * (k % 2)))));
     const __m512i lo = k < 4 ? nib_lo(qs[k]) : nib_hi(qs[k - 4]);
     const __m512i fifth = _mm512_maskz_mov_epi8(bit, _mm512_set1_epi8(0x10));
     _mm512_store_si512(q[k], _mm512_or_si512(lo, fifth));
@@ -245,22 +245,35 @@ inline __m512 byte_s(__m512i v, int i) {
   return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * i), 24));
 }
 
-// Blocks of the panel are Q4_K sub-blocks: b0 and nb are multiples of 8.
-void pack_q4_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
+// Bit `bit` of every byte, moved to bit 4 (0x10).
+inline __m512i fifth_bits(__m512i h, int bit) {
+  return _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, bit), _mm512_set1_epi8(1)), 4);
+}
+
+// Blocks of the panel are Q4_K / Q5_K sub-blocks: b0 and nb are multiples of 8. Sub-blocks
+// 2c and 2c + 1 share the 32 bytes qs[32c ..] (low and high nibbles); Q5_K's fifth bit of
+// sub-block j is bit j of qh[l].
+template <typename Block, bool kFifth>
+void pack_k4(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
   Group g;
   for (int sb = 0; sb < nb / 8; ++sb) {
-    transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(BlockQ4K)), sizeof(BlockQ4K), g);
-    // Sub-blocks 2c and 2c + 1 share the 32 bytes qs[32c ..]: low and high nibbles.
+    transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(Block)), sizeof(Block), g);
     for (int c = 0; c < 4; ++c)
       for (int k = 0; k < kChunks; ++k) {
-        const __m512i v = dword_at(g, offsetof(BlockQ4K, qs) + 32 * c + 4 * k);
-        _mm512_store_si512(p.q[8 * sb + 2 * c][k], nib_lo(v));
-        _mm512_store_si512(p.q[8 * sb + 2 * c + 1][k], nib_hi(v));
+        const __m512i v = dword_at(g, offsetof(Block, qs) + 32 * c + 4 * k);
+        __m512i lo = nib_lo(v), hi = nib_hi(v);
+        if constexpr (kFifth) {
+          const __m512i h = dword_at(g, offsetof(Block, qh) + 4 * k);
+          lo = _mm512_or_si512(lo, fifth_bits(h, 2 * c));
+          hi = _mm512_or_si512(hi, fifth_bits(h, 2 * c + 1));
+        }
+        _mm512_store_si512(p.q[8 * sb + 2 * c][k], lo);
+        _mm512_store_si512(p.q[8 * sb + 2 * c + 1][k], hi);
       }
     // unpack_scales_mins_k4 on every lane.
-    const __m512i w0 = dword_at(g, offsetof(BlockQ4K, scales));
-    const __m512i w1 = dword_at(g, offsetof(BlockQ4K, scales) + 4);
-    const __m512i w2 = dword_at(g, offsetof(BlockQ4K, scales) + 8);
+    const __m512i w0 = dword_at(g, offsetof(Block, scales));
+    const __m512i w1 = dword_at(g, offsetof(Block, scales) + 4);
+    const __m512i w2 = dword_at(g, offsetof(Block, scales) + 8);
     const __m512i k6 = _mm512_set1_epi8(0x3f), k4 = _mm512_set1_epi8(0x0f),
                   k2 = _mm512_set1_epi8(0x03);
     const __m512i sm[4] = {
@@ -271,7 +284,7 @@ void pack_q4_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), k4),
                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), k2), 4)),
     };
-    const __m512i dd = dword_at(g, offsetof(BlockQ4K, d));
+    const __m512i dd = dword_at(g, offsetof(Block, d));
     const __m512 d = half_lo(dd);
     const __m512 neg_dmin = _mm512_xor_ps(half_hi(dd), _mm512_set1_ps(-0.0f));
     for (int j = 0; j < 8; ++j) {
@@ -454,7 +467,8 @@ void fill_avx512_packed(KernelTable& t) {
   set(t, TensorType::Q8_0, packed_gemm<pack_q8_0, kS>);
   set(t, TensorType::Q5_0, packed_gemm<pack_q5_0, kS>);
   set(t, TensorType::Q5_1, packed_gemm<pack_q5_1, kSh>);
-  set(t, TensorType::Q4_K, packed_gemm<pack_q4_k, kS>);
+  set(t, TensorType::Q4_K, packed_gemm<pack_k4<BlockQ4K, false>, kS>);
+  set(t, TensorType::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>);
   set(t, TensorType::Q6_K, packed_gemm<pack_q6_k, kSplit>);
 }
 
