@@ -4,6 +4,9 @@
 // them as in the product).
 //   matvec/<type>/<shape>: one token (decode); reports weight GB/s read (bytes_per_second).
 //   gemm/<type>/<shape>:   512 tokens (prefill); reports GFLOP/s (2 * rows * cols * tokens).
+//   gemm64/<type>/<shape>: 64 tokens (a short prompt: the packed gemm's panel packing is
+//                          amortized over 8 token tiles only); GFLOP/s.
+// HEARTH_PACKED_GEMM=0 gives the tiled gemm's numbers for comparison.
 // Built when libbenchmark-dev is installed: build-x/kernels_bench [--benchmark_filter=gemm].
 #include <benchmark/benchmark.h>
 
@@ -27,8 +30,9 @@ struct Shape {
   int64_t n_cols, n_rows;
 };
 constexpr Shape kShapes[] = {{"135M", 576, 1536}, {"1B", 2048, 8192}};
-constexpr TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0,
-                                 TensorType::Q4_K, TensorType::Q6_K};
+constexpr TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                                 TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
+                                 TensorType::Q5_K, TensorType::Q6_K};
 
 std::vector<float> random_floats(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -76,6 +80,8 @@ int register_all() {
       benchmark::RegisterBenchmark(("matvec/" + name).c_str(), run_matmul, t, s, int64_t{1})
           ->Unit(benchmark::kMicrosecond)->UseRealTime();
       benchmark::RegisterBenchmark(("gemm/" + name).c_str(), run_matmul, t, s, int64_t{512})
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("gemm64/" + name).c_str(), run_matmul, t, s, int64_t{64})
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }
