@@ -127,7 +127,7 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
     for (int rep = 0; rep < p.reps; ++rep) {
       for (size_t s = 0; s < seqs.size(); ++s) {
         seqs[s]->truncate(0);
-        items[s] = {seqs[s].get(), &toks[s], 1, engine::LogitsRows::kLast, nullptr, true};
+        items[s] = {seqs[s].get(), &toks[s], 1, engine::LogitsRows::kLast, nullptr};
       }
       const auto t0 = Clock::now();
       for (int64_t i = 0; i < p.n_gen; ++i)
@@ -143,7 +143,7 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
       c.truncate(0);
       const auto t0 = Clock::now();
       for (int64_t i = 0; i < p.n_gen; ++i)
-        if (Status s = c.decode(one[0]); !s) return Error{s.error()};
+        if (Status s = c.eval(one); !s) return Error{s.error()};
       st.tokens_per_s.push_back(static_cast<double>(p.n_gen) / seconds_since(t0));
       say(fmt::format("{} rep {}/{}: {:.1f} t/s", st.name, rep + 1, p.reps, st.tokens_per_s.back()));
     }

@@ -228,7 +228,7 @@ void Scheduler::run() {
     int64_t room = eval_->n_batch();
     for (Slot* slot : busy_) {
       if (!slot->gen || slot->pending_at < slot->pending.size()) continue;
-      items_.push_back({slot->seq.get(), &slot->next_token, 1, engine::LogitsRows::kLast, nullptr, true});
+      items_.push_back({slot->seq.get(), &slot->next_token, 1, engine::LogitsRows::kLast, nullptr});
       item_slots_.push_back(slot);
       --room;
     }

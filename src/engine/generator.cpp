@@ -105,8 +105,9 @@ Expected<GenerateResult> generate(Context& ctx, const std::vector<int32_t>& prom
   auto rest = g.start(ctx.sequence(), prompt);
   if (!rest) return Error{rest.error()};
   if (Status s = ctx.eval(*rest); !s) return Error{s.error()};
-  for (int32_t id = g.next(ctx.logits(), ctx.sequence()); id >= 0; id = g.next(ctx.logits(), ctx.sequence()))
-    if (Status s = ctx.decode(id); !s) return Error{s.error()};
+  std::vector<int32_t> one(1);
+  for (one[0] = g.next(ctx.logits(), ctx.sequence()); one[0] >= 0; one[0] = g.next(ctx.logits(), ctx.sequence()))
+    if (Status s = ctx.eval(one); !s) return Error{s.error()};
   return g.finish();
 }
 

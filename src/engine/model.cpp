@@ -146,8 +146,6 @@ Status Evaluator::step(const Item* items, int n_items, float* logits) {
     if (Status s = check_fits(st.n_past, st.n_ctx, it.tokens, it.n_tokens, n_vocab); !s) return s;
     for (int o = 0; o < j; ++o)
       if (items[o].seq == it.seq) return make_error("a sequence appears twice in one batch");
-    if (it.generated && j > 0 && !items[j - 1].generated)
-      return make_error("generated items must come before prompt items in a batch");
     total += it.n_tokens;
   }
   if (total > ws_.n_batch)
@@ -155,7 +153,7 @@ Status Evaluator::step(const Item* items, int n_items, float* logits) {
   seqs_.clear();
   for (int j = 0; j < n_items; ++j)
     seqs_.push_back({&items[j].seq->state_, items[j].tokens, items[j].n_tokens, items[j].logits,
-                     items[j].normed, items[j].generated});
+                     items[j].normed});
   model_.arch().forward(ws_, seqs_.data(), n_items, logits);
   for (int j = 0; j < n_items; ++j)
     items[j].seq->tokens_.insert(items[j].seq->tokens_.end(), items[j].tokens, items[j].tokens + items[j].n_tokens);
@@ -186,11 +184,6 @@ Status Context::eval(const std::vector<int32_t>& tokens, bool all_logits) {
       return s;
   }
   return Status::ok();
-}
-
-Status Context::decode(int32_t token) {
-  const Evaluator::Item it{seq_.get(), &token, 1, LogitsRows::kLast, nullptr, true};
-  return eval_->step(&it, 1, logits_.data());
 }
 
 Status Context::embed(const std::vector<int32_t>& tokens, std::vector<float>& out,

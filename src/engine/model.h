@@ -87,16 +87,12 @@ class Evaluator {
     int64_t n_tokens = 0;
     LogitsRows logits = LogitsRows::kLast;
     float* normed = nullptr;  // if set: [n_tokens, n_embd] hidden states after output_norm
-    // The tokens were sampled from this model's logits and are fed back (decode). Their
-    // rows take the decode kernels, the others the prompt kernels; within a class a
-    // token's logits do not depend on what else is in the batch.
-    bool generated = false;
   };
   // Evaluates the items in one forward pass. logits: [rows, n_vocab], the rows the items
   // asked for, in order. Fails (nothing evaluated) unless every item has 1 or more tokens
-  // in the vocabulary that fit in its sequence's context, the sequences are distinct,
-  // the generated items come before the others and all the tokens together are at most
-  // n_batch().
+  // in the vocabulary that fit in its sequence's context, the sequences are distinct and
+  // all the tokens together are at most n_batch(). A token's logits do not depend on the
+  // other items (kernels::matmul gives each row the same bits in any batch).
   Status step(const Item* items, int n_items, float* logits);
 
   const Model& model() const { return model_; }
@@ -121,10 +117,7 @@ class Context {
   // Evaluates tokens after those already seen, n_batch at a time. Fails (nothing
   // evaluated) when they do not fit in the context. On success logits() is the last
   // token's [n_vocab] row, or with all_logits every token's rows [n_tokens, n_vocab].
-  // The tokens are prompt tokens (see Evaluator::Item::generated).
   Status eval(const std::vector<int32_t>& tokens, bool all_logits = false);
-  // Evaluates one token the model generated (a decode row); logits() is its row.
-  Status decode(int32_t token);
   // A sentence embedding: evaluates tokens from an empty cache and writes out = [n_embd],
   // the mean over the tokens of the hidden state after output_norm, scaled to unit L2
   // norm. Afterwards the cache holds exactly `tokens` (as after eval from empty) and

@@ -18,8 +18,8 @@ constexpr int64_t kRowGroup = 16;
 constexpr int64_t kSerialConvertElems = 32 * 1024;
 constexpr int64_t kItemsPerThread = 4;
 
-// HEARTH_PACKED_GEMM=0 (read once) turns the packed prompt gemm off: every row then takes
-// the tiled path. For comparisons; the default is on.
+// HEARTH_PACKED_GEMM=0 (read once) turns the packed gemm and rowdot off: every row then
+// takes the tiled gemm, which sums in another order. For comparisons; the default is on.
 bool packed_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("HEARTH_PACKED_GEMM");
@@ -30,9 +30,14 @@ bool packed_enabled() {
 
 bool has_packed(const TypeKernels& k) { return k.packed_gemm != nullptr && packed_enabled(); }
 
+// Up to this many tokens a type with a rowdot kernel takes it; from more on, the packed
+// panels (their transposition then pays for itself: measured with `hearth bench
+// --parallel 2..4`, see BENCHMARKS.md). Both give the same bits: a speed choice only.
+constexpr int64_t kRowdotMaxTokens = 2;
+
 int64_t round_up64(int64_t b) { return (b + 63) / 64 * 64; }
 
-// Rows [r0, r1) of W times activation rows [0, n_tokens) in the tiled (decode) order.
+// Rows [r0, r1) of W times activation rows [0, n_tokens) with the tiled gemm (or vec_dot).
 void tiled_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int64_t r0,
                 int64_t r1, int64_t n_cols, const uint8_t* xq, int64_t x_row_bytes,
                 int64_t n_tokens, float* y, int64_t ldy) {
@@ -52,93 +57,92 @@ void tiled_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens) {
   const TypeKernels& k = type_kernels(wtype);
   int64_t bytes = round_up64(format::row_bytes(k.vec_dot_type, n_cols) * n_tokens);
-  if (has_packed(k)) bytes += round_up64(packed_x_bytes(n_cols, n_tokens));
+  if (has_packed(k)) bytes = std::max(bytes, round_up64(packed_x_bytes(n_cols, n_tokens)));
+  if (k.rowdot_gemm) bytes = std::max(bytes, round_up64(rowdot_x_bytes(n_cols, n_tokens)));
   return bytes + 64;
 }
 
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, int64_t n_decode) {
+            platform::ThreadPool& pool) {
   const MatmulOut out{wtype, W, n_rows, y};
-  matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool, n_decode);
+  matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
 }
 
 void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
-                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool,
-                   int64_t n_decode) {
-  n_decode = std::clamp<int64_t>(n_decode, 0, n_tokens);
-  const int64_t n_prompt = n_tokens - n_decode;
+                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
+  // Per weight type one path for every row: the packed gemm's arithmetic (rowdot for a
+  // few tokens, packed panels for more) where the type has it, else the tiled gemm.
+  enum class Path { kTiled, kPacked, kRowdot };
   struct Prepared {
     const TypeKernels* k;
-    bool packed;       // prompt rows take the packed gemm
-    int64_t n_tiled;   // rows [0, n_tiled) take the tiled gemm: n_decode, or all
-    const uint8_t* xq;  // those rows in vec_dot_type (or x itself for F32)
-    const uint8_t* xp;  // prompt rows packed (when packed)
+    Path path;
+    const uint8_t* xq;  // x converted for the path (or x itself for F32 tiled)
     int64_t x_row_bytes, w_row_bytes, first_group, n_groups;
   };
   Prepared prep[kMaxSharedOuts];
   n_outs = std::min(n_outs, kMaxSharedOuts);
-  // Activation conversions needed: one per distinct (vec_dot_type, row count), and one
-  // packing of the prompt rows for all the weights that take the packed path.
+  // One conversion per distinct (path, activation type); weights sharing one share it.
   struct Convert {
-    const TypeKernels* ak;  // from_float of the activation type; or null: pack_x
-    PackXFn pack_x;
+    const TypeKernels* ak;  // row-wise from_float of the activation type; or null:
+    PackXFn pack;           // the packed / rowdot converter
+    Path path;
+    format::TensorType act;
     uint8_t* dst;
-    int64_t row_bytes, n_rows;
+    int64_t row_bytes;
   };
-  Convert conv[2 * kMaxSharedOuts];
+  Convert conv[kMaxSharedOuts];
   int n_conv = 0;
   auto* free_scratch = static_cast<uint8_t*>(scratch);
   free_scratch += (64 - reinterpret_cast<uintptr_t>(free_scratch) % 64) % 64;
-  const uint8_t* packed_x = nullptr;
   int64_t groups = 0;
   for (int i = 0; i < n_outs; ++i) {
     const TypeKernels& k = type_kernels(outs[i].wtype);
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
-    p.packed = n_prompt > 0 && has_packed(k);
-    p.n_tiled = p.packed ? n_decode : n_tokens;
+    p.path = !has_packed(k)                                        ? Path::kTiled
+             : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot
+                                                                   : Path::kPacked;
     p.x_row_bytes = format::row_bytes(act, n_cols);
     p.w_row_bytes = format::row_bytes(outs[i].wtype, n_cols);
     p.first_group = groups;
     p.n_groups = (outs[i].n_rows + kRowGroup - 1) / kRowGroup;
     groups += p.n_groups;
     p.xq = reinterpret_cast<const uint8_t*>(x);
-    p.xp = nullptr;
-    if (p.packed) {
-      if (packed_x == nullptr) {
-        conv[n_conv++] = {nullptr, k.pack_x, free_scratch, 0, n_prompt};
-        packed_x = free_scratch;
-        free_scratch += round_up64(packed_x_bytes(n_cols, n_prompt));
-      }
-      p.xp = packed_x;
-    }
-    if (act == format::TensorType::F32 || p.n_tiled == 0) continue;
-    int same = -1;  // an earlier weight reading the same converted rows
-    for (int j = 0; j < i && same < 0; ++j)
-      if (prep[j].k->vec_dot_type == act && prep[j].n_tiled == p.n_tiled) same = j;
+    if (p.path == Path::kTiled && act == format::TensorType::F32) continue;
+    int same = -1;
+    for (int c = 0; c < n_conv && same < 0; ++c)
+      if (conv[c].path == p.path && (p.path != Path::kTiled || conv[c].act == act)) same = c;
     if (same >= 0) {
-      p.xq = prep[same].xq;
+      p.xq = conv[same].dst;
       continue;
     }
-    conv[n_conv++] = {&type_kernels(act), nullptr, free_scratch, p.x_row_bytes, p.n_tiled};
+    Convert& cv = conv[n_conv++];
+    cv = {nullptr, nullptr, p.path, act, free_scratch, p.x_row_bytes};
+    int64_t bytes = 0;
+    if (p.path == Path::kTiled) {
+      cv.ak = &type_kernels(act);
+      bytes = p.x_row_bytes * n_tokens;
+    } else if (p.path == Path::kPacked) {
+      cv.pack = k.pack_x;
+      bytes = packed_x_bytes(n_cols, n_tokens);
+    } else {
+      cv.pack = k.rowdot_pack_x;
+      bytes = rowdot_x_bytes(n_cols, n_tokens);
+    }
     p.xq = free_scratch;
-    free_scratch += round_up64(p.x_row_bytes * p.n_tiled);
+    free_scratch += round_up64(bytes);
   }
-  // Work unit i converts packed tile i of the prompt rows and rows [8i, 8i + 8) of each
-  // row-wise conversion.
+  // Work unit i converts tokens [8i, 8i + 8) (packed tile i).
   auto convert = [&](int64_t u0, int64_t u1) {
     for (int c = 0; c < n_conv; ++c) {
       const Convert& cv = conv[c];
-      const int64_t units = (cv.n_rows + kPackedTileTokens - 1) / kPackedTileTokens;
-      const int64_t e = std::min(u1, units);
-      if (u0 >= e) continue;
-      if (cv.pack_x) {
-        cv.pack_x(x + n_decode * n_cols, n_cols, n_prompt, u0, e, cv.dst);
+      if (cv.pack) {
+        cv.pack(x, n_cols, n_tokens, u0, u1, cv.dst);
         continue;
       }
-      const int64_t t1 = std::min(cv.n_rows, e * kPackedTileTokens);
+      const int64_t t1 = std::min(n_tokens, u1 * kPackedTileTokens);
       for (int64_t t = u0 * kPackedTileTokens; t < t1; ++t)
         cv.ak->from_float(x + t * n_cols, cv.dst + t * cv.row_bytes, n_cols);
     }
@@ -166,13 +170,21 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
       if (b >= e) continue;
       const int64_t r0 = (b - p.first_group) * kRowGroup;
       const int64_t r1 = std::min(outs[i].n_rows, (e - p.first_group) * kRowGroup);
-      const auto* w = static_cast<const uint8_t*>(outs[i].W);
+      const auto* w = static_cast<const uint8_t*>(outs[i].W) + r0 * p.w_row_bytes;
+      float* y = outs[i].y + r0;
       const int64_t ldy = outs[i].n_rows;
-      tiled_rows(*p.k, w, p.w_row_bytes, r0, r1, n_cols, p.xq, p.x_row_bytes, p.n_tiled,
-                 outs[i].y, ldy);
-      if (p.packed)
-        p.k->packed_gemm(n_cols, w + r0 * p.w_row_bytes, p.w_row_bytes, r1 - r0, p.xp, n_prompt,
-                         outs[i].y + n_decode * ldy + r0, ldy);
+      switch (p.path) {
+        case Path::kTiled:
+          tiled_rows(*p.k, static_cast<const uint8_t*>(outs[i].W), p.w_row_bytes, r0, r1, n_cols,
+                     p.xq, p.x_row_bytes, n_tokens, outs[i].y, ldy);
+          break;
+        case Path::kPacked:
+          p.k->packed_gemm(n_cols, w, p.w_row_bytes, r1 - r0, p.xq, n_tokens, y, ldy);
+          break;
+        case Path::kRowdot:
+          p.k->rowdot_gemm(n_cols, w, p.w_row_bytes, r1 - r0, p.xq, n_tokens, y, ldy);
+          break;
+      }
     }
   });
 }

@@ -12,17 +12,13 @@ namespace hearth::kernels {
 //   W: [n_rows, n_cols] of wtype (GGUF ne0 = n_cols), row-major, read in place.
 //   x: [n_tokens, n_cols] f32; y: [n_tokens, n_rows] f32.
 //   scratch: at least matmul_scratch_bytes(wtype, n_cols, n_tokens) bytes.
-//   n_decode: the first n_decode rows of x are decode rows (tokens the model generated,
-//     fed back one per sequence); the rest are prompt rows. Each class has one kernel
-//     path whose result for a row never depends on how many rows share the call, so a
-//     token's output is bit-identical whether it is evaluated alone or in any batch of
-//     its class. Decode rows take the tiled gemm (weights read once for every row, no
-//     repacking); prompt rows take the packed gemm where the CPU and type have one.
-//     The two paths sum in different orders, so a prompt row and a decode row of the
-//     same token may differ in the last bits.
+// A row of y never depends on how many rows x has: each weight type has one summation
+// order for every row (the packed gemm's where the type and CPU have one, computed by the
+// rowdot kernel for 1 or 2 rows and by packed panels for more; else the tiled gemm's), so
+// a token's logits are the same bits alone, in a prefill chunk or in a batch of streams.
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, int64_t n_decode = 0);
+            platform::ThreadPool& pool);
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
 
 // One of several weights that read the same input (matmul_shared).
@@ -38,8 +34,7 @@ struct MatmulOut {
 //   scratch: at least n_outs * max_i matmul_scratch_bytes(wtype_i, n_cols, n_tokens).
 constexpr int kMaxSharedOuts = 4;
 void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
-                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool,
-                   int64_t n_decode = 0);
+                   int64_t n_tokens, void* scratch, platform::ThreadPool& pool);
 
 // y = x / sqrt(mean(x^2) + eps) * w   (n elements; y may alias x)
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);

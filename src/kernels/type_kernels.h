@@ -60,7 +60,14 @@ struct TypeKernels {
   GemmFn gemm = nullptr;
   PackXFn pack_x = nullptr;            // set together with packed_gemm
   PackedGemmFn packed_gemm = nullptr;
+  // The packed gemm's arithmetic straight from the row-major weights, for a few tokens
+  // (avx512/gemm_rowdot.cpp): bit-identical results, no panel to build. Activations
+  // converted by rowdot_pack_x (token ranges in kPackedTileTokens units) into
+  // rowdot_x_bytes(n, n_tokens) bytes.
+  PackXFn rowdot_pack_x = nullptr;
+  PackedGemmFn rowdot_gemm = nullptr;
 };
+int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens);
 
 // Dispatched (widest ISA available, capped by HEARTH_ISA) and scalar reference tables.
 // Entries are null for types without kernels.
@@ -87,6 +94,7 @@ void fill_avx512_packed(KernelTable& t);
 // The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
 // removal of packed entries (tables whose ISA has no packed gemm use the tiled one).
 void fill_ref_packed(KernelTable& t);
+void fill_avx512_rowdot(KernelTable& t);  // Q4_0 Q4_1 Q8_0 (VNNI)
 void clear_packed(KernelTable& t);
 
 }  // namespace hearth::kernels

@@ -224,32 +224,72 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
   }
 }
 
-// A row's result depends only on its class (decode or prompt), never on how many rows
-// share the call: each row of a mixed call equals that row evaluated alone in its class.
-TEST(Matmul, RowResultIndependentOfBatch) {
-  platform::ThreadPool pool(2);
-  for (TensorType wt : {TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
-    const int64_t n = 512, rows = 37, toks = 21, n_decode = 6;
-    const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 31, 0.2f);
-    const std::vector<float> x = random_floats(toks * n, 37, 0.0f);
-    std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(wt, n, toks)));
-    std::vector<float> all(static_cast<size_t>(toks * rows)), one(static_cast<size_t>(rows));
-    matmul(wt, w.data(), rows, n, x.data(), toks, all.data(), scratch.data(), pool, n_decode);
-    for (int64_t t = 0; t < toks; ++t) {
-      matmul(wt, w.data(), rows, n, x.data() + t * n, 1, one.data(), scratch.data(), pool,
-             t < n_decode ? 1 : 0);
-      for (int64_t r = 0; r < rows; ++r)
-        ASSERT_EQ(std::bit_cast<uint32_t>(all[t * rows + r]), std::bit_cast<uint32_t>(one[r]))
-            << format::type_name(wt) << " token " << t << " row " << r;
+// The rowdot kernels (packed arithmetic read from row-major weights, for a few tokens)
+// give the scalar twin's bits: whole and partial 16-row groups, panels and tails.
+TEST(RowdotGemm, BitIdenticalToScalarTwin) {
+  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  KernelTable ref;
+  fill_ref_legacy(ref);
+  fill_ref_k(ref);
+  fill_ref_packed(ref);
+  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+    const TypeKernels& dk = k(t, wt);
+    const TypeKernels& rk = k(ref, wt);
+    ASSERT_NE(dk.rowdot_gemm, nullptr) << format::type_name(wt);
+    for (int64_t n : {32, 1056, 2080}) {
+      for (int64_t rows : {1, 15, 16, 35}) {
+        for (int64_t toks : {1, 2, 9}) {
+          const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 41, 0.3f);
+          const std::vector<float> x = random_floats(toks * n, 43, 0.0f);
+          const int64_t n_tiles = (toks + kPackedTileTokens - 1) / kPackedTileTokens;
+          const int64_t wrb = row_bytes(wt, n), ldy = rows + 2;
+          std::vector<uint8_t> xd(static_cast<size_t>(rowdot_x_bytes(n, toks)));
+          std::vector<uint8_t> xr(static_cast<size_t>(packed_x_bytes(n, toks)));
+          std::vector<float> y(static_cast<size_t>(toks * ldy), -777.0f), yr(y.size(), -777.0f);
+          dk.rowdot_pack_x(x.data(), n, toks, 0, n_tiles, xd.data());
+          dk.rowdot_gemm(n, w.data(), wrb, rows, xd.data(), toks, y.data(), ldy);
+          rk.pack_x(x.data(), n, toks, 0, n_tiles, xr.data());
+          rk.packed_gemm(n, w.data(), wrb, rows, xr.data(), toks, yr.data(), ldy);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yr[i]))
+                << format::type_name(wt) << " n=" << n << " rows=" << rows << " toks=" << toks
+                << " i=" << i << ": " << y[i] << " vs " << yr[i];
+        }
+      }
     }
   }
 }
 
-// 5 tokens take the tiled gemm (decode rows), 9 the packed gemm where the CPU has one.
+// A row's result never depends on how many rows share the call: each row of a 21-token
+// call (packed panels where the type has them) equals that row evaluated alone (rowdot)
+// and in a call of 2 (rowdot) and 3 (packed).
+TEST(Matmul, RowResultIndependentOfBatch) {
+  platform::ThreadPool pool(2);
+  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K,
+                        TensorType::Q6_K}) {
+    const int64_t n = 512, rows = 37, toks = 21;
+    const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 31, 0.2f);
+    const std::vector<float> x = random_floats(toks * n, 37, 0.0f);
+    std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(wt, n, toks)));
+    std::vector<float> all(static_cast<size_t>(toks * rows)), part(static_cast<size_t>(3 * rows));
+    matmul(wt, w.data(), rows, n, x.data(), toks, all.data(), scratch.data(), pool);
+    for (int64_t m : {1, 2, 3}) {
+      for (int64_t t0 = 0; t0 + m <= toks; t0 += m) {
+        matmul(wt, w.data(), rows, n, x.data() + t0 * n, m, part.data(), scratch.data(), pool);
+        for (int64_t i = 0; i < m * rows; ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(all[t0 * rows + i]), std::bit_cast<uint32_t>(part[i]))
+              << format::type_name(wt) << " tokens " << t0 << ".." << t0 + m << " index " << i;
+      }
+    }
+  }
+}
+
+// 2 tokens take the rowdot kernel, 9 the packed gemm, where the CPU has them.
 TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   platform::ThreadPool pool(3);
   const int64_t n = 128;
-  for (const int64_t toks : {5, 9}) {
+  for (const int64_t toks : {2, 9}) {
     const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::F32};
     const int64_t rows[] = {13, 8, 6};
     std::vector<std::vector<uint8_t>> w;
@@ -263,11 +303,10 @@ TEST(MatmulShared, EqualsOneMatmulPerWeight) {
       single[i].assign(static_cast<size_t>(toks * rows[i]), 0.0f);
       outs[i] = {types[i], w[i].data(), rows[i], shared[i].data()};
     }
-    const int64_t n_decode = toks == 5 ? toks : 0;
-    matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool, n_decode);
+    matmul_shared(outs, 3, n, x.data(), toks, scratch.data(), pool);
     for (int i = 0; i < 3; ++i) {
       matmul(types[i], w[i].data(), rows[i], n, x.data(), toks, single[i].data(), scratch.data(),
-             pool, n_decode);
+             pool);
       for (size_t j = 0; j < single[i].size(); ++j) ASSERT_FLOAT_EQ(shared[i][j], single[i][j]) << i;
     }
   }

@@ -68,9 +68,6 @@ struct SeqTokens {
   int64_t n_tokens = 0;
   LogitsRows logits = LogitsRows::kLast;
   float* normed = nullptr;  // if set: [n_tokens, n_embd] hidden states after output_norm
-  // The tokens are ones the model generated, fed back (decode rows: see kernels::matmul's
-  // n_decode). Generated sequences come first in a batch.
-  bool generated = false;
 };
 
 class ArchModel {

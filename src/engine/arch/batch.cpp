@@ -12,16 +12,6 @@ int64_t batch_rows(const SeqTokens* seqs, int n_seqs) {
   return rows;
 }
 
-int64_t decode_rows(const SeqTokens* seqs, int n_seqs, int64_t* out_rows) {
-  int64_t rows = 0, outs = 0;
-  for (int s = 0; s < n_seqs && seqs[s].generated; ++s) {
-    rows += seqs[s].n_tokens;
-    outs += seqs[s].logits == LogitsRows::kAll ? seqs[s].n_tokens : seqs[s].logits == LogitsRows::kLast;
-  }
-  *out_rows = outs;
-  return rows;
-}
-
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i) {
   int s = 0;
   i = t;

@@ -12,10 +12,6 @@ namespace hearth::engine {
 // Total rows of the batch.
 int64_t batch_rows(const SeqTokens* seqs, int n_seqs);
 
-// The decode rows: the rows of the leading generated sequences (kernels::matmul's
-// n_decode), and in out_rows how many of gather_output_rows' rows are theirs.
-int64_t decode_rows(const SeqTokens* seqs, int n_seqs, int64_t* out_rows);
-
 // The sequence that batch row t belongs to; i is set to the token's index within it.
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i);
 

@@ -67,8 +67,6 @@ class Llama final : public ArchModel {
   void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const override {
     platform::ThreadPool& pool = *ws.pool;
     const int64_t B = batch_rows(seqs, n_seqs);
-    int64_t nd_out = 0;
-    const int64_t nd = decode_rows(seqs, n_seqs, &nd_out);  // decode rows first (matmul's n_decode)
     const int64_t D = hp.n_embd, QD = hp.q_dim(), KVD = hp.kv_dim(), F = hp.n_ff;
     const int64_t hd = hp.head_dim, n_rep = hp.n_head / hp.n_head_kv;
     float* x = ws.scratch.get();
@@ -99,7 +97,7 @@ class Llama final : public ArchModel {
       const kernels::MatmulOut qkv[] = {{L.wq.type, L.wq.data, QD, q},
                                         {L.wk.type, L.wk.data, KVD, k},
                                         {L.wv.type, L.wv.data, KVD, v}};
-      kernels::matmul_shared(qkv, 3, D, h, B, aq, pool, nd);  // q, k, v: [B, QD], [B, KVD] x2
+      kernels::matmul_shared(qkv, 3, D, h, B, aq, pool);  // q, k, v: [B, QD], [B, KVD] x2
       for (int64_t t = 0; t < B; ++t) {
         const float* cs = rope_cs + t * hp.rot_dim;
         for (int64_t hh = 0; hh < hp.n_head; ++hh) kernels::rope_apply(q + t * QD + hh * hd, cs, hp.rot_dim, false);
@@ -118,14 +116,14 @@ class Llama final : public ArchModel {
                                 KVD, st.n_past + i + 1, hd, kq_scale, scores + ti * ws.n_ctx,
                                 attn + t * QD + hh * hd);
       });
-      matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool, nd);
+      matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
 
       // Feed-forward block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm, h + t * D, D, hp.rms_eps);
       const kernels::MatmulOut gate_up[] = {{L.w_gate.type, L.w_gate.data, F, gate},
                                             {L.w_up.type, L.w_up.data, F, up}};
-      kernels::matmul_shared(gate_up, 2, D, h, B, aq, pool, nd);  // [B, F] x2
+      kernels::matmul_shared(gate_up, 2, D, h, B, aq, pool);  // [B, F] x2
       if (B == 1) {
         kernels::swiglu(gate, up, gate, F);  // a pool run would cost more than it saves
       } else {
@@ -133,14 +131,14 @@ class Llama final : public ArchModel {
           kernels::swiglu(gate + t * F, up + t * F, gate + t * F, F);
         });
       }
-      matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool, nd);
+      matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
     }
 
     // Output head: final norm of the rows each sequence asked for, gathered into h, then
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
-    if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool, nd_out);
+    if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
     advance(seqs, n_seqs);
   }
 };

@@ -57,6 +57,7 @@ void fill_avx512_gemm(KernelTable& t) {
   if (gemm_use_vnni()) {
     fill<Avx512VnniG>(t);
     fill_avx512_packed(t);
+    fill_avx512_rowdot(t);
   } else {
     fill<Avx512G>(t);
   }
