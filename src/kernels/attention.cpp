@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include <string>
+
 #include "kernels/ops.h"
-#include "kernels/type_kernels.h"
+#include "platform/cpu_features.h"
 
 namespace hearth::kernels {
 namespace {
@@ -38,10 +40,20 @@ void attention(const float* q, const float* k, const float* v, int64_t stride, i
 
 }  // namespace
 
-void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
-                    int64_t hd, float scale, float* scores, float* out) {
+void attention_head_portable(const float* q, const float* k, const float* v, int64_t stride,
+                             int64_t n_kv, int64_t hd, float scale, float* scores, float* out) {
   attention(q, k, v, stride, n_kv, hd, scale, scores, out,
             [&](const float* a, const float* b) { return dot_fixed(a, b, hd); });
+}
+
+void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
+                    int64_t hd, float scale, float* scores, float* out) {
+  static const bool avx512 = [] {
+    const std::string isa = platform::isa_name();
+    return platform::cpu_features().avx512 && (isa == "avx512" || isa == "avx512_vnni");
+  }();
+  (avx512 ? attention_head_avx512 : attention_head_portable)(q, k, v, stride, n_kv, hd, scale,
+                                                               scores, out);
 }
 
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,

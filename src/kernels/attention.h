@@ -15,6 +15,13 @@ namespace hearth::kernels {
 void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
                     int64_t hd, float scale, float* scores, float* out);
 
+// The portable code attention_head runs where the CPU has no AVX-512, and its AVX-512
+// form (avx512/attention_avx512.cpp): the same bits (tests/kernels/gemm_test.cpp).
+void attention_head_portable(const float* q, const float* k, const float* v, int64_t stride,
+                             int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
+void attention_head_avx512(const float* q, const float* k, const float* v, int64_t stride,
+                           int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
+
 // The same with plain scalar loops: the reference the test compares against.
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t n_kv, int64_t hd, float scale, float* scores, float* out);

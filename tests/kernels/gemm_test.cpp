@@ -312,6 +312,27 @@ TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   }
 }
 
+// The AVX-512 form of attention gives the portable code's bits (same operations, same
+// order, no FMA contraction), so attention does not depend on the ISA.
+TEST(Attention, Avx512FormBitIdenticalToPortable) {
+  if (!platform::cpu_features().avx512) GTEST_SKIP() << "no AVX-512";
+  for (int64_t hd : {1, 7, 16, 64, 80, 128}) {
+    for (int64_t n_kv : {1, 2, 5, 33, 200}) {
+      const int64_t stride = hd * 3;
+      const std::vector<float> q = random_floats(hd, 4, 0.0f);
+      const std::vector<float> kk = random_floats(n_kv * stride, 5, 0.0f);
+      const std::vector<float> v = random_floats(n_kv * stride, 6, 0.0f);
+      std::vector<float> sc(static_cast<size_t>(n_kv)), a(static_cast<size_t>(hd)), b(a.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      attention_head_avx512(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), a.data());
+      attention_head_portable(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), b.data());
+      for (int64_t d = 0; d < hd; ++d)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[d]), std::bit_cast<uint32_t>(b[d]))
+            << "hd=" << hd << " n_kv=" << n_kv << " d=" << d;
+    }
+  }
+}
+
 TEST(Attention, MatchesScalarTwin) {
   for (int64_t hd : {1, 7, 16, 64, 80, 128}) {
     for (int64_t n_kv : {1, 2, 5, 33, 200}) {
