@@ -5,6 +5,8 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <system_error>
+#include <thread>
 
 #include "engine/chat_template.h"
 #include "engine/json_constraint.h"
@@ -56,7 +58,17 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
   if (!a) return Error{a.error()};
   m->arch_ = std::move(*a);
 
+  // The weights' page-table entries are filled on another core while the tokenizer is
+  // built, so the first prompt does not take a page fault per 4 KiB. Joined before
+  // returning: the sandbox (Landlock) is applied to a single-threaded process.
+  std::thread prefault;
+  try {
+    prefault = std::thread([&g] { g.prefault(); });
+  } catch (const std::system_error&) {
+    g.prefault();
+  }
   auto tok = Tokenizer::from_gguf(g);
+  prefault.join();
   if (!tok) return Error{tok.error()};
   m->tokenizer_ = std::move(*tok);
   if (m->tokenizer_->n_vocab() != m->hparams().n_vocab)

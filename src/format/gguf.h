@@ -87,6 +87,8 @@ class GgufFile {
   std::optional<std::vector<int32_t>> get_i32_array(std::string_view key) const;
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  // See platform::MappedFile::prefault (nothing for from_memory files).
+  void prefault() const { map_.prefault(); }
   const GgufTensor* find_tensor(std::string_view name) const;
 
  private:

@@ -11,6 +11,14 @@
 
 namespace hearth::platform {
 
+void MappedFile::prefault() const {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // linux/mman.h, Linux 5.14
+#endif
+  if (data_ != nullptr && size_ > 0)
+    (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);  // best effort
+}
+
 MappedFile::~MappedFile() {
   if (data_ && size_) munmap(const_cast<uint8_t*>(data_), size_);
 }
