@@ -68,7 +68,7 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
     g.prefault();
   }
   auto tok = Tokenizer::from_gguf(g);
-  prefault.join();
+  if (prefault.joinable()) prefault.join();
   if (!tok) return Error{tok.error()};
   m->tokenizer_ = std::move(*tok);
   if (m->tokenizer_->n_vocab() != m->hparams().n_vocab)
