@@ -233,11 +233,17 @@ TEST(RowdotGemm, BitIdenticalToScalarTwin) {
   fill_ref_k(ref);
   fill_ref_packed(ref);
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
-  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+  for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                        TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     const TypeKernels& dk = k(t, wt);
     const TypeKernels& rk = k(ref, wt);
     ASSERT_NE(dk.rowdot_gemm, nullptr) << format::type_name(wt);
-    for (int64_t n : {32, 1056, 2080}) {
+    const bool super = format::traits(wt).block_size == 256;
+    // Blocks of 32: 1, 33 (a panel and a tail), 65 (two panels and a tail); K-quants
+    // 8, 72 (two panels and a super-block), 136 (four panels and a super-block).
+    const std::vector<int64_t> ns = super ? std::vector<int64_t>{256, 2304, 4352}
+                                          : std::vector<int64_t>{32, 1056, 2080};
+    for (int64_t n : ns) {
       for (int64_t rows : {1, 15, 16, 35}) {
         for (int64_t toks : {1, 2, 9}) {
           const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 41, 0.3f);

@@ -1,18 +1,23 @@
 // The packed gemm's arithmetic (gemm_packed_ref.cpp states it) for a few tokens, read
 // straight from the row-major weights: no panel is built, so a single token (decode)
-// costs one pass over the weights and nothing more. AVX-512 VNNI; Q4_0, Q4_1, Q8_0.
+// costs one pass over the weights and nothing more. AVX-512 VNNI; Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q4_K, Q5_K, Q6_K.
 //
-// Per block of 32 and group of 16 rows: each row's block is unpacked to u8 quants, two
-// rows per zmm, and one vpdpbusd against the token's 32 int8 activations (both halves)
-// gives each row 8 partial sums; a fixed add tree (unpack lo/hi by 32 and 64 bits, then
-// 128-bit lanes) reduces the 8 zmm to the 16 rows' exact block dots, one per lane. From
-// there the f32 steps are the packed gemm's, lane by lane: f = f32(dot) * d_w,
+// Per block of 32 and group of 16 rows: 4 rows per zmm, one per 128-bit lane, unpacked
+// to u8 quants (16 per lane) and multiplied by the token's int8 activations (elements
+// 0..15, then 16..31, broadcast to every lane) with vpdpbusd: 4 partial sums per row; a
+// 4 x 4 transpose-add (reduce16) gives the 16 rows' exact block dots, row kLanes[j] in
+// lane j. From there the f32 steps are the packed gemm's, lane by lane: f = f32(dot) * d_w,
 // acc = fma(f, d_x, acc), acc = fma(m_w, s_x, acc), restarting every kPackedPanelBlocks
-// blocks. So every token's result is bit-identical to the packed gemm's and to the
-// scalar twin's (tests/kernels/gemm_test.cpp), whatever path its neighbours take.
+// blocks. K-quants go a super-block at a time: the 8 sub-blocks' d * sc and -dmin * mn
+// (Q6_K: d * sc of each half of 16) are computed lane-wise from the transposed 16-byte
+// heads first. Q6_K reduces each half's dot apart and adds o16 (integer, exact) before
+// its two f32 steps. So every token's result is bit-identical to the packed gemm's and to
+// the scalar twin's (tests/kernels/gemm_test.cpp), whatever path its neighbours take.
 //
 // Activations (rowdot_x_bytes per token): q[nb][32] int8, then f32 d[nb], s[nb], sh[nb]
-// (s = d * sum(q); sh = s as Q8_1 rounds it), quantized exactly as Q8_0/Q8_1 do.
+// (s = d * sum(q); sh = s as Q8_1 rounds it), then int32 o16[nb][2] (-32 * the sums of
+// elements 0..15 and 16..31, Q6_K's offset), quantized exactly as Q8_0/Q8_1 do.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
@@ -22,12 +27,14 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "kernels/avx2/legacy_simd.h"
 #pragma GCC diagnostic pop
+#include "kernels/blocks_k.h"
 #include "kernels/type_kernels.h"
 
 namespace hearth::kernels {
@@ -82,23 +89,123 @@ inline __m512i heads16(const __m512i h[4]) {
 inline __m512 half_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 inline __m512 half_hi(__m512i v) { return half_lo(_mm512_srli_epi32(v, 16)); }
 
-// Per type: block bytes; the exact dots of the 4 rows of vector i against the token's
-// block (x_lo / x_hi: its elements 0..15 / 16..31 in every 128-bit lane), 4 partial sums
-// per row; d and m from the 16 rows' block heads (dword 0 of each block).
+// The token's activations (layout: x_bytes_per_token); s is sh for the types that use it.
+struct XTok {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  const int32_t* o16;  // [nb][2]
+};
+
+// Block b's elements 0..15 / 16..31 in every 128-bit lane.
+inline __m512i x_lo(const XTok& x, int64_t b) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q + b * kQK)));
+}
+inline __m512i x_hi(const XTok& x, int64_t b) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q + b * kQK + 16)));
+}
+
+// One block's f32 steps, lane by lane (the twin's order): f = f32(dot) * d_w,
+// acc = fma(f, d_x, acc), acc = fma(m_w, s_x, acc).
+inline __m512 step(__m512 acc, __m512i dot, __m512 dw, __m512 mw, float xd, float xs) {
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), dw);
+  acc = _mm512_fmadd_ps(f, _mm512_set1_ps(xd), acc);
+  return _mm512_fmadd_ps(mw, _mm512_set1_ps(xs), acc);
+}
+
+// 32 bytes at byte offset off of rows 4i .. 4i + 3, one row per 128-bit lane: bytes 0..15
+// in *lo, 16..31 in *hi. Two 32-byte loads per pair of rows, [a | b], [c | d] ->
+// [a_lo b_lo c_lo d_lo] and [a_hi b_hi c_hi d_hi] by two 128-bit shuffles.
+template <class G>
+inline void load4x32(const G& g, int i, int64_t off, __m512i* lo, __m512i* hi) {
+  auto q = [&](int k) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.at(4 * i + k, off))); };
+  const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(q(0)), q(1), 1);
+  const __m512i cd = _mm512_inserti64x4(_mm512_castsi256_si512(q(2)), q(3), 1);
+  *lo = _mm512_shuffle_i64x2(ab, cd, 0x88);
+  *hi = _mm512_shuffle_i64x2(ab, cd, 0xdd);
+}
+
+// The 4 x 4 dword transpose of 4 vectors of 4 rows: t[k] holds dword k of row kLanes[j]
+// in lane j (t[0] is heads16).
+inline void transpose16(const __m512i h[4], __m512i t[4]) {
+  const __m512i a = _mm512_unpacklo_epi32(h[0], h[1]), b = _mm512_unpackhi_epi32(h[0], h[1]);
+  const __m512i c = _mm512_unpacklo_epi32(h[2], h[3]), d = _mm512_unpackhi_epi32(h[2], h[3]);
+  t[0] = _mm512_unpacklo_epi64(a, c);
+  t[1] = _mm512_unpackhi_epi64(a, c);
+  t[2] = _mm512_unpacklo_epi64(b, d);
+  t[3] = _mm512_unpackhi_epi64(b, d);
+}
+
+// Byte k of every dword, as f32 (unsigned or signed).
+inline __m512 byte_u(__m512i v, int k) {
+  return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xff)));
+}
+inline __m512 byte_s(__m512i v, int k) {
+  return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24));
+}
+inline __m512 negate(__m512 v) {
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)));
+}
+
+inline __m512i nib_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
+inline __m512i nib_hi(__m512i v) { return nib_lo(_mm512_srli_epi32(v, 4)); }
+// Bit k of every byte of v (k < 8) moved to bit 4 (0x10). 16-bit shifts: the bit taken
+// is the byte's own for any k.
+inline __m512i bit_to_0x10(__m512i v, int k) {
+  const __m512i s = k <= 4 ? _mm512_slli_epi16(v, 4 - k) : _mm512_srli_epi16(v, k - 4);
+  return _mm512_and_si512(s, _mm512_set1_epi8(0x10));
+}
+
+// Types with one scale and offset per block of 32: T::dot gives the exact dots of the 4
+// rows of vector i (4 partial sums per row), T::scales d and m from the 16 rows' block
+// heads (dword 0 of each block, kLanes order).
+template <class T>
+struct PerBlock : T {
+  static constexpr int kBlocks = 1;
+  template <class G>
+  static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
+    const __m512i xl = x_lo(x, b), xh = x_hi(x, b);
+    __m512i p[4], h[4];
+    for (int i = 0; i < 4; ++i) {
+      p[i] = T::dot(g, i, off, xl, xh);
+      h[i] = load4(g, i, off);
+    }
+    __m512 dw, mw;
+    T::scales(heads16(h), &dw, &mw);
+    acc = step(acc, reduce16(p), dw, mw, x.d[b], x.s[b]);
+  }
+};
+
 template <int kQsOffset, class G>
-inline __m512i dot_nibbles(const G& row, int i, int64_t off, __m512i x_lo, __m512i x_hi) {
+inline __m512i dot_nibbles(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
   const __m512i v = load4(row, i, off + kQsOffset);  // element j: low nibble of byte j, j + 16: high
-  const __m512i mask = _mm512_set1_epi8(0x0f);
-  const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, mask), x_lo);
-  return _mm512_dpbusd_epi32(lo, _mm512_and_si512(_mm512_srli_epi32(v, 4), mask), x_hi);
+  const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib_lo(v), xl);
+  return _mm512_dpbusd_epi32(lo, nib_hi(v), xh);
+}
+
+// Q5_0 / Q5_1: the nibbles plus element j's fifth bit, bit j of qh (byte j / 8, bit j % 8),
+// as 0x10.
+template <int kQhOffset, int kQsOffset, class G>
+inline __m512i dot_q5(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+  const __m512i v = load4(row, i, off + kQsOffset);
+  const __m512i qh = load4(row, i, off + kQhOffset);  // bytes 0..3 of each lane
+  const __m512i sel_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m512i sel_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m512i bits = _mm512_set1_epi64(static_cast<int64_t>(0x8040201008040201ull));
+  const __m512i sixteen = _mm512_set1_epi8(0x10);
+  const __mmask64 f_lo = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, sel_lo), bits);
+  const __mmask64 f_hi = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, sel_hi), bits);
+  const __m512i lo = _mm512_or_si512(nib_lo(v), _mm512_maskz_mov_epi8(f_lo, sixteen));
+  const __m512i hi = _mm512_or_si512(nib_hi(v), _mm512_maskz_mov_epi8(f_hi, sixteen));
+  return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
 }
 
 struct Q4_0R {
   static constexpr int kBytes = sizeof(BlockQ4_0);
   static constexpr bool kRoundedSum = false;
   template <class G>
-  static __m512i dot(const G& row, int i, int64_t off, __m512i x_lo, __m512i x_hi) {
-    return dot_nibbles<offsetof(BlockQ4_0, qs)>(row, i, off, x_lo, x_hi);
+  static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+    return dot_nibbles<offsetof(BlockQ4_0, qs)>(row, i, off, xl, xh);
   }
   static void scales(__m512i head, __m512* d, __m512* m) {
     *d = half_lo(head);
@@ -110,8 +217,34 @@ struct Q4_1R {
   static constexpr int kBytes = sizeof(BlockQ4_1);
   static constexpr bool kRoundedSum = true;
   template <class G>
-  static __m512i dot(const G& row, int i, int64_t off, __m512i x_lo, __m512i x_hi) {
-    return dot_nibbles<offsetof(BlockQ4_1, qs)>(row, i, off, x_lo, x_hi);
+  static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+    return dot_nibbles<offsetof(BlockQ4_1, qs)>(row, i, off, xl, xh);
+  }
+  static void scales(__m512i head, __m512* d, __m512* m) {
+    *d = half_lo(head);
+    *m = half_hi(head);
+  }
+};
+
+struct Q5_0R {
+  static constexpr int kBytes = sizeof(BlockQ5_0);
+  static constexpr bool kRoundedSum = false;
+  template <class G>
+  static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+    return dot_q5<offsetof(BlockQ5_0, qh), offsetof(BlockQ5_0, qs)>(row, i, off, xl, xh);
+  }
+  static void scales(__m512i head, __m512* d, __m512* m) {
+    *d = half_lo(head);
+    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-16.0f));
+  }
+};
+
+struct Q5_1R {
+  static constexpr int kBytes = sizeof(BlockQ5_1);
+  static constexpr bool kRoundedSum = true;
+  template <class G>
+  static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+    return dot_q5<offsetof(BlockQ5_1, qh), offsetof(BlockQ5_1, qs)>(row, i, off, xl, xh);
   }
   static void scales(__m512i head, __m512* d, __m512* m) {
     *d = half_lo(head);
@@ -123,18 +256,13 @@ struct Q8_0R {
   static constexpr int kBytes = sizeof(BlockQ8_0);
   static constexpr bool kRoundedSum = false;
   template <class G>
-  static __m512i dot(const G& row, int i, int64_t off, __m512i x_lo, __m512i x_hi) {
-    // Each row's 32 quants in one load; [a | b], [c | d] -> [a_lo b_lo c_lo d_lo] and
-    // [a_hi b_hi c_hi d_hi] by two 128-bit shuffles.
-    auto q = [&](int k) {
-      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row.at(4 * i + k, off + offsetof(BlockQ8_0, qs))));
-    };
-    const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(q(0)), q(1), 1);
-    const __m512i cd = _mm512_inserti64x4(_mm512_castsi256_si512(q(2)), q(3), 1);
+  static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
+    __m512i lo, hi;
+    load4x32(row, i, off + offsetof(BlockQ8_0, qs), &lo, &hi);
     const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));  // q + 128 as u8
-    const __m512i lo = _mm512_xor_si512(_mm512_shuffle_i64x2(ab, cd, 0x88), bias);
-    const __m512i hi = _mm512_xor_si512(_mm512_shuffle_i64x2(ab, cd, 0xdd), bias);
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x_lo), hi, x_hi);
+    lo = _mm512_xor_si512(lo, bias);
+    hi = _mm512_xor_si512(hi, bias);
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
   }
   static void scales(__m512i head, __m512* d, __m512* m) {
     *d = half_lo(head);
@@ -142,7 +270,134 @@ struct Q8_0R {
   }
 };
 
-int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 3 * 4); }
+// Q4_K / Q5_K, a super-block (8 blocks of 32) at a time: the 16 rows' d * sc and
+// -dmin * mn of all 8 sub-blocks first (6-bit fields unpacked as unpack_scales_mins_k4
+// does, lane-wise), then sub-blocks 2c and 2c + 1 from the low and high nibbles of
+// qs[32c ..] (Q5_K: plus bits 2c and 2c + 1 of qh[l] as 0x10).
+template <class Block, bool kFifth>
+struct K4R {
+  static constexpr int kBytes = sizeof(Block);
+  static constexpr int kBlocks = 8;
+  static constexpr bool kRoundedSum = false;
+  template <class G>
+  static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
+    __m512 dw[8], mw[8];
+    {
+      __m512i h[4], t[4];
+      for (int i = 0; i < 4; ++i) h[i] = load4(g, i, off);  // d, dmin, scales[12]
+      transpose16(h, t);
+      const __m512 d = half_lo(t[0]), neg_dmin = negate(half_hi(t[0]));
+      const __m512i k6 = _mm512_set1_epi8(0x3f), k4 = _mm512_set1_epi8(0x0f), k2 = _mm512_set1_epi8(0x03);
+      const __m512i sc03 = _mm512_and_si512(t[1], k6);
+      const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(t[3], k4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t[1], 6), k2), 4));
+      const __m512i m03 = _mm512_and_si512(t[2], k6);
+      const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(t[3], 4), k4),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t[2], 6), k2), 4));
+      for (int j = 0; j < 4; ++j) {
+        dw[j] = _mm512_mul_ps(d, byte_u(sc03, j));
+        dw[4 + j] = _mm512_mul_ps(d, byte_u(sc47, j));
+        mw[j] = _mm512_mul_ps(neg_dmin, byte_u(m03, j));
+        mw[4 + j] = _mm512_mul_ps(neg_dmin, byte_u(m47, j));
+      }
+    }
+    for (int c = 0; c < 4; ++c) {
+      const __m512i xel = x_lo(x, b + 2 * c), xeh = x_hi(x, b + 2 * c);
+      const __m512i xol = x_lo(x, b + 2 * c + 1), xoh = x_hi(x, b + 2 * c + 1);
+      __m512i pe[4], po[4];
+      for (int i = 0; i < 4; ++i) {
+        __m512i lo, hi;
+        load4x32(g, i, off + offsetof(Block, qs) + 32 * c, &lo, &hi);
+        __m512i el = nib_lo(lo), eh = nib_lo(hi), ol = nib_hi(lo), oh = nib_hi(hi);
+        if constexpr (kFifth) {
+          __m512i hl, hh;
+          load4x32(g, i, off + offsetof(BlockQ5K, qh), &hl, &hh);
+          el = _mm512_or_si512(el, bit_to_0x10(hl, 2 * c));
+          eh = _mm512_or_si512(eh, bit_to_0x10(hh, 2 * c));
+          ol = _mm512_or_si512(ol, bit_to_0x10(hl, 2 * c + 1));
+          oh = _mm512_or_si512(oh, bit_to_0x10(hh, 2 * c + 1));
+        }
+        pe[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), el, xel), eh, xeh);
+        po[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ol, xol), oh, xoh);
+      }
+      acc = step(acc, reduce16(pe), dw[2 * c], mw[2 * c], x.d[b + 2 * c], x.s[b + 2 * c]);
+      acc = step(acc, reduce16(po), dw[2 * c + 1], mw[2 * c + 1], x.d[b + 2 * c + 1], x.s[b + 2 * c + 1]);
+    }
+  }
+};
+using Q4_KR = K4R<BlockQ4K, false>;
+using Q5_KR = K4R<BlockQ5K, true>;
+
+// Q6_K, a super-block at a time: block 4h + r (see blocks_k.h) takes the low (r < 2) or
+// high nibbles of ql[64h + 32 (r & 1) ..] and bits 2r, 2r + 1 of qh[32h ..] as 0x30; its
+// halves' dots are reduced apart, seeded with o16 after the reduction (integer adds, exact)
+// and scaled by d * scales[8h + 2r] and d * scales[8h + 2r + 1] with d_x each.
+struct Q6_KR {
+  static constexpr int kBytes = sizeof(BlockQ6K);
+  static constexpr int kBlocks = 8;
+  static constexpr bool kRoundedSum = false;  // no offset term: o16
+  template <class G>
+  static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
+    __m512 ds[16];
+    {
+      __m512i h[4], t[4], e[4], u[4];
+      for (int i = 0; i < 4; ++i) {
+        h[i] = load4(g, i, off + offsetof(BlockQ6K, scales));
+        e[i] = load4(g, i, off + offsetof(BlockQ6K, scales) + 2);  // dword 3's high half: d
+      }
+      transpose16(h, t);
+      transpose16(e, u);
+      const __m512 d = half_hi(u[3]);
+      for (int k = 0; k < 16; ++k) ds[k] = _mm512_mul_ps(d, byte_s(t[k / 4], k % 4));
+    }
+    for (int hf = 0; hf < 2; ++hf) {
+      // Blocks r and r + 2 share their ql bytes (low / high nibbles): one pass of loads
+      // per pair, the 4 blocks' exact dots kept until the f32 steps run in block order.
+      __m512i dots[4][2];
+      for (int r = 0; r < 2; ++r) {
+        const int64_t bb = b + 4 * hf + r;
+        const __m512i xl0 = x_lo(x, bb), xh0 = x_hi(x, bb);
+        const __m512i xl2 = x_lo(x, bb + 2), xh2 = x_hi(x, bb + 2);
+        __m512i pl0[4], ph0[4], pl2[4], ph2[4];
+        for (int i = 0; i < 4; ++i) {
+          __m512i ql, qlh, qh, qhh;
+          load4x32(g, i, off + offsetof(BlockQ6K, ql) + 64 * hf + 32 * r, &ql, &qlh);
+          load4x32(g, i, off + offsetof(BlockQ6K, qh) + 32 * hf, &qh, &qhh);
+          // Bits 2r', 2r' + 1 of qh to bits 4, 5 (r' = r: shift left 4 - 2r; r' = r + 2:
+          // shift right 2r).
+          const __m512i k30 = _mm512_set1_epi8(0x30);
+          const __m512i t0l = _mm512_and_si512(_mm512_slli_epi16(qh, 4 - 2 * r), k30);
+          const __m512i t0h = _mm512_and_si512(_mm512_slli_epi16(qhh, 4 - 2 * r), k30);
+          const __m512i t2l = r == 0 ? _mm512_and_si512(qh, k30) : _mm512_and_si512(_mm512_srli_epi16(qh, 2), k30);
+          const __m512i t2h = r == 0 ? _mm512_and_si512(qhh, k30) : _mm512_and_si512(_mm512_srli_epi16(qhh, 2), k30);
+          const __m512i z = _mm512_setzero_si512();
+          pl0[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_lo(ql), t0l), xl0);
+          ph0[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_lo(qlh), t0h), xh0);
+          pl2[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_hi(ql), t2l), xl2);
+          ph2[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_hi(qlh), t2h), xh2);
+        }
+        dots[r][0] = _mm512_add_epi32(reduce16(pl0), _mm512_set1_epi32(x.o16[2 * bb]));
+        dots[r][1] = _mm512_add_epi32(reduce16(ph0), _mm512_set1_epi32(x.o16[2 * bb + 1]));
+        dots[r + 2][0] = _mm512_add_epi32(reduce16(pl2), _mm512_set1_epi32(x.o16[2 * bb + 4]));
+        dots[r + 2][1] = _mm512_add_epi32(reduce16(ph2), _mm512_set1_epi32(x.o16[2 * bb + 5]));
+      }
+      for (int r = 0; r < 4; ++r) {
+        const __m512 xd = _mm512_set1_ps(x.d[b + 4 * hf + r]);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots[r][0]), ds[8 * hf + 2 * r]), xd, acc);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots[r][1]), ds[8 * hf + 2 * r + 1]), xd, acc);
+      }
+    }
+  }
+};
+
+// Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb], then int32 o16[nb][2].
+int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 5 * 4); }
+
+XTok x_token(const void* xp, int64_t nb, int64_t t, bool rounded_sum) {
+  const auto* q = static_cast<const int8_t*>(xp) + t * x_bytes_per_token(nb);
+  const auto* d = reinterpret_cast<const float*>(q + nb * kQK);
+  return {q, d, d + nb * (rounded_sum ? 2 : 1), reinterpret_cast<const int32_t*>(d + 3 * nb)};
+}
 
 void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1,
                    void* xp) {
@@ -153,12 +408,18 @@ void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, i
     auto* d = reinterpret_cast<float*>(q + nb * kQK);
     float* s = d + nb;
     float* sh = s + nb;
+    auto* o16 = reinterpret_cast<int32_t*>(sh + nb);
     for (int64_t b = 0; b < nb; ++b) {
       f16_t dh;
-      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, q + b * kQK);
+      int8_t* qb = q + b * kQK;
+      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, qb);
       d[b] = f16_to_f32(dh);
       s[b] = d[b] * static_cast<float>(r.sum);
       sh[b] = f16_to_f32(f32_to_f16(r.d * static_cast<float>(r.sum)));
+      int half = 0;
+      for (int i = 0; i < kQK / 2; ++i) half += qb[i];
+      o16[2 * b] = -32 * half;
+      o16[2 * b + 1] = -32 * (r.sum - half);
     }
   }
 }
@@ -168,38 +429,28 @@ template <class T, class G>
 void rowdot_group(const G& g, int64_t nb, const void* xp, int64_t n_tokens, float* y,
                   int64_t ldy, __mmask16 live_mask) {
   const __m512i lanes = _mm512_loadu_si512(kLanes);
+  // Per unit (a block, or a K-quant super-block), the 64-byte steps that reach each new
+  // line of a row: every unit's or every other unit's.
+  constexpr int kLines = (T::kBytes + 63) / 64;
   for (int64_t t = 0; t < n_tokens; ++t) {
-    const auto* xq = static_cast<const int8_t*>(xp) + t * x_bytes_per_token(nb);
-    const auto* xd = reinterpret_cast<const float*>(xq + nb * kQK);
-    const float* xs = xd + nb * (T::kRoundedSum ? 2 : 1);
+    const XTok x = x_token(xp, nb, t, T::kRoundedSum);
     __m512 out = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += kPackedPanelBlocks) {
       __m512 acc = _mm512_setzero_ps();
       const int64_t b1 = std::min(nb, b0 + kPackedPanelBlocks);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t off = b * T::kBytes;
-        const auto* xb = reinterpret_cast<const __m128i*>(xq + b * kQK);
-        const __m512i x_lo = _mm512_broadcast_i32x4(_mm_loadu_si128(xb));
-        const __m512i x_hi = _mm512_broadcast_i32x4(_mm_loadu_si128(xb + 1));
-        // 16 row streams are more than the hardware prefetcher follows. Every block's
-        // or every other block's prefetch reaches each new 64-byte line of a row.
-        if (2 * T::kBytes > 64 || (b & 1) == 0)
-          for (int k = 0; k < kGroup; ++k)
-            _mm_prefetch(reinterpret_cast<const char*>(g.at(k, off + kPrefetchBytes)), _MM_HINT_T0);
+      for (int64_t b = b0; b < b1; b += T::kBlocks) {
+        const int64_t u = b / T::kBlocks, off = u * T::kBytes;
+        // 16 row streams are more than the hardware prefetcher follows.
+        if (2 * T::kBytes > 64 || (u & 1) == 0)
+          for (int l = 0; l < kLines; ++l)
+            for (int k = 0; k < kGroup; ++k)
+              _mm_prefetch(reinterpret_cast<const char*>(g.at(k, off + kPrefetchBytes + 64 * l)), _MM_HINT_T0);
         // The next group's rows, at the same pace, so it does not start on 16 cold lines.
-        if (t == 0 && (2 * T::kBytes > 64 || (b & 1) == 1))
-          for (int k = 0; k < kGroup; ++k)
-            _mm_prefetch(reinterpret_cast<const char*>(g.next(k, off)), _MM_HINT_T1);
-        __m512i p[4], h[4];
-        for (int i = 0; i < 4; ++i) {
-          p[i] = T::dot(g, i, off, x_lo, x_hi);
-          h[i] = load4(g, i, off);
-        }
-        __m512 dw, mw;
-        T::scales(heads16(h), &dw, &mw);
-        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(reduce16(p)), dw);
-        acc = _mm512_fmadd_ps(f, _mm512_set1_ps(xd[b]), acc);
-        acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[b]), acc);
+        if (t == 0 && (2 * T::kBytes > 64 || (u & 1) == 1))
+          for (int l = 0; l < kLines; ++l)
+            for (int k = 0; k < kGroup; ++k)
+              _mm_prefetch(reinterpret_cast<const char*>(g.next(k, off + 64 * l)), _MM_HINT_T1);
+        T::unit(g, off, x, b, acc);
       }
       out = b0 == 0 ? acc : _mm512_add_ps(acc, out);
     }
@@ -235,9 +486,14 @@ void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
 int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens) { return x_bytes_per_token(n / kQK) * n_tokens; }
 
 void fill_avx512_rowdot(KernelTable& t) {
-  set(t, TensorType::Q4_0, rowdot_gemm<Q4_0R>);
-  set(t, TensorType::Q4_1, rowdot_gemm<Q4_1R>);
-  set(t, TensorType::Q8_0, rowdot_gemm<Q8_0R>);
+  set(t, TensorType::Q4_0, rowdot_gemm<PerBlock<Q4_0R>>);
+  set(t, TensorType::Q4_1, rowdot_gemm<PerBlock<Q4_1R>>);
+  set(t, TensorType::Q5_0, rowdot_gemm<PerBlock<Q5_0R>>);
+  set(t, TensorType::Q5_1, rowdot_gemm<PerBlock<Q5_1R>>);
+  set(t, TensorType::Q8_0, rowdot_gemm<PerBlock<Q8_0R>>);
+  set(t, TensorType::Q4_K, rowdot_gemm<Q4_KR>);
+  set(t, TensorType::Q5_K, rowdot_gemm<Q5_KR>);
+  set(t, TensorType::Q6_K, rowdot_gemm<Q6_KR>);
 }
 
 }  // namespace hearth::kernels
