@@ -234,7 +234,7 @@ TEST(RowdotGemm, BitIdenticalToScalarTwin) {
   fill_ref_packed(ref);
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
-                        TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+                        TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K}) {
     const TypeKernels& dk = k(t, wt);
     const TypeKernels& rk = k(ref, wt);
     ASSERT_NE(dk.rowdot_gemm, nullptr) << format::type_name(wt);

@@ -1,7 +1,8 @@
 // The packed gemm's arithmetic (gemm_packed_ref.cpp states it) for a few tokens, read
 // straight from the row-major weights: no panel is built, so a single token (decode)
 // costs one pass over the weights and nothing more. AVX-512 VNNI; Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q4_K, Q5_K, Q6_K.
+// Q8_0, Q4_K, Q5_K. (Q6_K keeps the packed panels: a rowdot form, with its two halves
+// reduced apart, was faster in cache but slower from DRAM; see git history.)
 //
 // Per block of 32 and group of 16 rows: 4 rows per zmm, one per 128-bit lane, unpacked
 // to u8 quants (16 per lane) and multiplied by the token's int8 activations (elements
@@ -10,14 +11,11 @@
 // lane j. From there the f32 steps are the packed gemm's, lane by lane: f = f32(dot) * d_w,
 // acc = fma(f, d_x, acc), acc = fma(m_w, s_x, acc), restarting every kPackedPanelBlocks
 // blocks. K-quants go a super-block at a time: the 8 sub-blocks' d * sc and -dmin * mn
-// (Q6_K: d * sc of each half of 16) are computed lane-wise from the transposed 16-byte
-// heads first. Q6_K reduces each half's dot apart and adds o16 (integer, exact) before
-// its two f32 steps. So every token's result is bit-identical to the packed gemm's and to
+// are computed lane-wise from the transposed 16-byte heads first. So every token's result is bit-identical to the packed gemm's and to
 // the scalar twin's (tests/kernels/gemm_test.cpp), whatever path its neighbours take.
 //
 // Activations (rowdot_x_bytes per token): q[nb][32] int8, then f32 d[nb], s[nb], sh[nb]
-// (s = d * sum(q); sh = s as Q8_1 rounds it), then int32 o16[nb][2] (-32 * the sums of
-// elements 0..15 and 16..31, Q6_K's offset), quantized exactly as Q8_0/Q8_1 do.
+// (s = d * sum(q); sh = s as Q8_1 rounds it), quantized exactly as Q8_0/Q8_1 do.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
@@ -94,7 +92,6 @@ struct XTok {
   const int8_t* q;
   const float* d;
   const float* s;
-  const int32_t* o16;  // [nb][2]
 };
 
 // Block b's elements 0..15 / 16..31 in every 128-bit lane.
@@ -136,12 +133,9 @@ inline void transpose16(const __m512i h[4], __m512i t[4]) {
   t[3] = _mm512_unpackhi_epi64(b, d);
 }
 
-// Byte k of every dword, as f32 (unsigned or signed).
+// Byte k of every dword (unsigned), as f32.
 inline __m512 byte_u(__m512i v, int k) {
   return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xff)));
-}
-inline __m512 byte_s(__m512i v, int k) {
-  return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24));
 }
 inline __m512 negate(__m512 v) {
   return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN)));
@@ -328,75 +322,13 @@ struct K4R {
 using Q4_KR = K4R<BlockQ4K, false>;
 using Q5_KR = K4R<BlockQ5K, true>;
 
-// Q6_K, a super-block at a time: block 4h + r (see blocks_k.h) takes the low (r < 2) or
-// high nibbles of ql[64h + 32 (r & 1) ..] and bits 2r, 2r + 1 of qh[32h ..] as 0x30; its
-// halves' dots are reduced apart, seeded with o16 after the reduction (integer adds, exact)
-// and scaled by d * scales[8h + 2r] and d * scales[8h + 2r + 1] with d_x each.
-struct Q6_KR {
-  static constexpr int kBytes = sizeof(BlockQ6K);
-  static constexpr int kBlocks = 8;
-  static constexpr bool kRoundedSum = false;  // no offset term: o16
-  template <class G>
-  static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
-    __m512 ds[16];
-    {
-      __m512i h[4], t[4], e[4], u[4];
-      for (int i = 0; i < 4; ++i) {
-        h[i] = load4(g, i, off + offsetof(BlockQ6K, scales));
-        e[i] = load4(g, i, off + offsetof(BlockQ6K, scales) + 2);  // dword 3's high half: d
-      }
-      transpose16(h, t);
-      transpose16(e, u);
-      const __m512 d = half_hi(u[3]);
-      for (int k = 0; k < 16; ++k) ds[k] = _mm512_mul_ps(d, byte_s(t[k / 4], k % 4));
-    }
-    for (int hf = 0; hf < 2; ++hf) {
-      // Blocks r and r + 2 share their ql bytes (low / high nibbles): one pass of loads
-      // per pair, the 4 blocks' exact dots kept until the f32 steps run in block order.
-      __m512i dots[4][2];
-      for (int r = 0; r < 2; ++r) {
-        const int64_t bb = b + 4 * hf + r;
-        const __m512i xl0 = x_lo(x, bb), xh0 = x_hi(x, bb);
-        const __m512i xl2 = x_lo(x, bb + 2), xh2 = x_hi(x, bb + 2);
-        __m512i pl0[4], ph0[4], pl2[4], ph2[4];
-        for (int i = 0; i < 4; ++i) {
-          __m512i ql, qlh, qh, qhh;
-          load4x32(g, i, off + offsetof(BlockQ6K, ql) + 64 * hf + 32 * r, &ql, &qlh);
-          load4x32(g, i, off + offsetof(BlockQ6K, qh) + 32 * hf, &qh, &qhh);
-          // Bits 2r', 2r' + 1 of qh to bits 4, 5 (r' = r: shift left 4 - 2r; r' = r + 2:
-          // shift right 2r).
-          const __m512i k30 = _mm512_set1_epi8(0x30);
-          const __m512i t0l = _mm512_and_si512(_mm512_slli_epi16(qh, 4 - 2 * r), k30);
-          const __m512i t0h = _mm512_and_si512(_mm512_slli_epi16(qhh, 4 - 2 * r), k30);
-          const __m512i t2l = r == 0 ? _mm512_and_si512(qh, k30) : _mm512_and_si512(_mm512_srli_epi16(qh, 2), k30);
-          const __m512i t2h = r == 0 ? _mm512_and_si512(qhh, k30) : _mm512_and_si512(_mm512_srli_epi16(qhh, 2), k30);
-          const __m512i z = _mm512_setzero_si512();
-          pl0[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_lo(ql), t0l), xl0);
-          ph0[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_lo(qlh), t0h), xh0);
-          pl2[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_hi(ql), t2l), xl2);
-          ph2[i] = _mm512_dpbusd_epi32(z, _mm512_or_si512(nib_hi(qlh), t2h), xh2);
-        }
-        dots[r][0] = _mm512_add_epi32(reduce16(pl0), _mm512_set1_epi32(x.o16[2 * bb]));
-        dots[r][1] = _mm512_add_epi32(reduce16(ph0), _mm512_set1_epi32(x.o16[2 * bb + 1]));
-        dots[r + 2][0] = _mm512_add_epi32(reduce16(pl2), _mm512_set1_epi32(x.o16[2 * bb + 4]));
-        dots[r + 2][1] = _mm512_add_epi32(reduce16(ph2), _mm512_set1_epi32(x.o16[2 * bb + 5]));
-      }
-      for (int r = 0; r < 4; ++r) {
-        const __m512 xd = _mm512_set1_ps(x.d[b + 4 * hf + r]);
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots[r][0]), ds[8 * hf + 2 * r]), xd, acc);
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots[r][1]), ds[8 * hf + 2 * r + 1]), xd, acc);
-      }
-    }
-  }
-};
-
-// Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb], then int32 o16[nb][2].
-int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 5 * 4); }
+// Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb].
+int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 3 * 4); }
 
 XTok x_token(const void* xp, int64_t nb, int64_t t, bool rounded_sum) {
   const auto* q = static_cast<const int8_t*>(xp) + t * x_bytes_per_token(nb);
   const auto* d = reinterpret_cast<const float*>(q + nb * kQK);
-  return {q, d, d + nb * (rounded_sum ? 2 : 1), reinterpret_cast<const int32_t*>(d + 3 * nb)};
+  return {q, d, d + nb * (rounded_sum ? 2 : 1)};
 }
 
 void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1,
@@ -408,18 +340,12 @@ void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, i
     auto* d = reinterpret_cast<float*>(q + nb * kQK);
     float* s = d + nb;
     float* sh = s + nb;
-    auto* o16 = reinterpret_cast<int32_t*>(sh + nb);
     for (int64_t b = 0; b < nb; ++b) {
       f16_t dh;
-      int8_t* qb = q + b * kQK;
-      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, qb);
+      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, q + b * kQK);
       d[b] = f16_to_f32(dh);
       s[b] = d[b] * static_cast<float>(r.sum);
       sh[b] = f16_to_f32(f32_to_f16(r.d * static_cast<float>(r.sum)));
-      int half = 0;
-      for (int i = 0; i < kQK / 2; ++i) half += qb[i];
-      o16[2 * b] = -32 * half;
-      o16[2 * b + 1] = -32 * (r.sum - half);
     }
   }
 }
@@ -493,7 +419,6 @@ void fill_avx512_rowdot(KernelTable& t) {
   set(t, TensorType::Q8_0, rowdot_gemm<PerBlock<Q8_0R>>);
   set(t, TensorType::Q4_K, rowdot_gemm<Q4_KR>);
   set(t, TensorType::Q5_K, rowdot_gemm<Q5_KR>);
-  set(t, TensorType::Q6_K, rowdot_gemm<Q6_KR>);
 }
 
 }  // namespace hearth::kernels
