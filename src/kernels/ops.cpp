@@ -64,8 +64,8 @@ int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n
 
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool) {
-  const MatmulOut out{wtype, W, n_rows, y};
+            platform::ThreadPool& pool, bool few_rows) {
+  const MatmulOut out{wtype, W, n_rows, y, few_rows};
   matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
 }
 
@@ -101,7 +101,7 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
-    p.path = !has_packed(k)                                        ? Path::kTiled
+    p.path = !has_packed(k) || (outs[i].few_rows && !k.rowdot_gemm) ? Path::kTiled
              : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot
                                                                    : Path::kPacked;
     p.x_row_bytes = format::row_bytes(act, n_cols);

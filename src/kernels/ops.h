@@ -16,9 +16,14 @@ namespace hearth::kernels {
 // order for every row (the packed gemm's where the type and CPU have one, computed by the
 // rowdot kernel for 1 or 2 rows and by packed panels for more; else the tiled gemm's), so
 // a token's logits are the same bits alone, in a prefill chunk or in a batch of streams.
+//   few_rows: this weight is only ever multiplied by a few rows (the output head: one row
+//     per sequence that wants logits). A type without a rowdot kernel then takes the
+//     tiled gemm for every call, which reads the weights once at full speed where the
+//     packed panels would repack all of them for one or two rows. Per weight the choice
+//     never changes, so the row-independence above holds.
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool);
+            platform::ThreadPool& pool, bool few_rows = false);
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
 
 // One of several weights that read the same input (matmul_shared).
@@ -27,6 +32,7 @@ struct MatmulOut {
   const void* W;   // [n_rows, n_cols]
   int64_t n_rows;
   float* y;        // [n_tokens, n_rows]
+  bool few_rows = false;  // see matmul
 };
 // y_i = x W_i^T for up to kMaxSharedOuts weights reading the same x [n_tokens, n_cols]
 // (q, k, v; gate, up): x is converted once per distinct activation type and the rows of

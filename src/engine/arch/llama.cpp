@@ -138,7 +138,8 @@ class Llama final : public ArchModel {
     // Output head: final norm of the rows each sequence asked for, gathered into h, then
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
-    if (n_out > 0) matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool);
+    if (n_out > 0)
+      matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool, /*few_rows=*/true);
     advance(seqs, n_seqs);
   }
 };
