@@ -113,7 +113,10 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     if (p.path == Path::kTiled && act == format::TensorType::F32) continue;
     int same = -1;
     for (int c = 0; c < n_conv && same < 0; ++c)
-      if (conv[c].path == p.path && (p.path != Path::kTiled || conv[c].act == act)) same = c;
+      if (conv[c].path == p.path &&
+          (p.path == Path::kTiled ? conv[c].act == act
+                                  : conv[c].pack == (p.path == Path::kPacked ? k.pack_x : k.rowdot_pack_x)))
+        same = c;
     if (same >= 0) {
       p.xq = conv[same].dst;
       continue;
