@@ -1,7 +1,8 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
-
+#include <bit>
+#include <cmath>
 #include <string>
 
 #include "kernels/ops.h"
@@ -10,59 +11,99 @@
 namespace hearth::kernels {
 namespace {
 
-// out += p * v; independent lanes, so the compiler vectorizes it without reassociation.
-inline void axpy(float p, const float* v, float* out, int64_t n) {
-  for (int64_t d = 0; d < n; ++d) out[d] += p * v[d];
-}
+constexpr int kLanes = 16;
 
-// Lane l sums the products i = l (mod 16) in order; then lanes l and l + w are added for
-// w = 8, 4, 2, 1. No FMA contraction: this file is built for the baseline ISA.
-inline float dot_fixed(const float* a, const float* b, int64_t n) {
-  constexpr int kLanes = 16;
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
+// Lanes l and l + w are added for w = 8, 4, 2, 1; the result is lane 0.
+inline float lane_tree(float* acc) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];
 }
 
-template <class Dot>
-void attention(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
-               int64_t hd, float scale, float* scores, float* out, Dot dot) {
-  for (int64_t j = 0; j < n_kv; ++j) scores[j] = dot(q, k + j * stride) * scale;
-  softmax(scores, n_kv);
+// Lane l sums the products i = l (mod 16) in order, then the lane tree. No FMA
+// contraction: this file is built for the baseline ISA (and with -ffp-contract=off).
+inline float dot_fixed(const float* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
+  return lane_tree(acc);
+}
+
+void attention_one(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
+                   int64_t hd, float scale, float* e, float* out) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n_kv; ++j) {
+    e[j] = dot_fixed(q, k + j * stride, hd) * scale;
+    m = std::max(m, e[j]);
+  }
+  float acc[kLanes] = {};
+  for (int64_t j = 0; j < n_kv; ++j) {
+    e[j] = exp_fixed(e[j] - m);
+    acc[j % kLanes] += e[j];
+  }
+  const float inv = 1.0f / lane_tree(acc);
   std::fill(out, out + hd, 0.0f);
-  for (int64_t j = 0; j < n_kv; ++j) axpy(scores[j], v + j * stride, out, hd);
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const float p = e[j];
+    const float* vj = v + j * stride;
+    for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];  // independent lanes: vectorizes
+  }
+  for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
 }
 
 }  // namespace
 
-void attention_head_portable(const float* q, const float* k, const float* v, int64_t stride,
-                             int64_t n_kv, int64_t hd, float scale, float* scores, float* out) {
-  attention(q, k, v, stride, n_kv, hd, scale, scores, out,
-            [&](const float* a, const float* b) { return dot_fixed(a, b, hd); });
+float exp_fixed(float x) {
+  if (!(x >= -87.0f)) return 0.0f;  // also NaN
+  float t = x * 1.44269504088896341f;  // x / ln 2
+  t = t + 12582912.0f;                 // 1.5 * 2^23: rounds to an integer
+  const float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;  // ln 2, high part (n * it is exact)
+  r = r - n * -2.12194440e-4f;     // ln 2, low part
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
 }
 
-void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
-                    int64_t hd, float scale, float* scores, float* out) {
+void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
+                              const float* v, int64_t stride, int64_t n_kv, int64_t hd,
+                              float scale, float* scores, float* out, int64_t out_stride) {
+  for (int64_t i = 0; i < n_q; ++i)
+    attention_one(q + i * q_stride, k, v, stride, n_kv, hd, scale, scores + i * n_kv,
+                  out + i * out_stride);
+}
+
+void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
+                     int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
+                     float* out, int64_t out_stride) {
   static const bool avx512 = [] {
     const std::string isa = platform::isa_name();
     return platform::cpu_features().avx512 && (isa == "avx512" || isa == "avx512_vnni");
   }();
-  (avx512 ? attention_head_avx512 : attention_head_portable)(q, k, v, stride, n_kv, hd, scale,
-                                                               scores, out);
+  (avx512 ? attention_heads_avx512 : attention_heads_portable)(q, q_stride, n_q, k, v, stride, n_kv,
+                                                                 hd, scale, scores, out, out_stride);
 }
 
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t n_kv, int64_t hd, float scale, float* scores, float* out) {
-  attention(q, k, v, stride, n_kv, hd, scale, scores, out, [&](const float* a, const float* b) {
+  for (int64_t j = 0; j < n_kv; ++j) {
     float s = 0;
-    for (int64_t d = 0; d < hd; ++d) s += a[d] * b[d];
-    return s;
-  });
+    for (int64_t d = 0; d < hd; ++d) s += q[d] * k[j * stride + d];
+    scores[j] = s * scale;
+  }
+  softmax(scores, n_kv);
+  std::fill(out, out + hd, 0.0f);
+  for (int64_t j = 0; j < n_kv; ++j)
+    for (int64_t d = 0; d < hd; ++d) out[d] += scores[j] * v[j * stride + d];
 }
 
 }  // namespace hearth::kernels

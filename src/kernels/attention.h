@@ -1,28 +1,48 @@
-// Attention of one query head over the cached keys and values of its KV head.
+// Attention of query heads over the cached keys and values of their KV head.
 #pragma once
 
 #include <cstdint>
 
 namespace hearth::kernels {
 
-// out[hd] = sum_j softmax_j(scale * q . k_j) * v_j   for j < n_kv
-//   q: [hd] f32; k, v: n_kv rows of hd f32, row j at k + j * stride (stride >= hd).
-//   scores: room for n_kv floats (caller-owned scratch, overwritten).
-// The q . k dots sum in one fixed order on every CPU (16 lanes, then a fixed tree; code
-// compiled once, for the baseline ISA), so attention gives the same bits whatever
-// HEARTH_ISA selects: with the packed gemm's scalar twin that makes a prompt's logits
-// under HEARTH_ISA=scalar equal to the AVX-512 VNNI ones.
-void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
-                    int64_t hd, float scale, float* scores, float* out);
+// For each of n_q query heads that share one KV head and see the same n_kv cache rows
+// (the n_rep heads of one token in grouped-query attention):
+//   out_i[hd] = sum_j softmax_j(scale * q_i . k_j) * v_j   for j < n_kv
+//   q: head i at q + i * q_stride (hd f32); out likewise at out + i * out_stride.
+//   k, v: n_kv rows of hd f32, row j at k + j * stride (stride >= hd).
+//   scores: room for n_q * n_kv floats (caller-owned scratch, overwritten).
+//
+// Every head's result is fixed by this order of f32 operations, on every CPU and however
+// the heads are grouped into calls:
+//   s_j = (16-lane dot of q and k_j: lane l sums the products d = l (mod 16) in order from
+//          0, then lanes l += l + w for w = 8, 4, 2, 1) * scale
+//   m   = max_j s_j;  e_j = exp_fixed(s_j - m)   (the polynomial in attention.cpp)
+//   sum = 16-lane sum of the e_j (lane l: j = l (mod 16), in order), the same lane tree
+//   out[d] = (sum over j in order, from 0, of e_j * v_j[d]) * (1 / sum)
+// with every multiply and add rounded on its own (no FMA). So a token's attention is the
+// same bits alone, in a prompt chunk or in a batch of streams, and under any HEARTH_ISA;
+// with the packed gemm's scalar twin that makes a prompt's logits under
+// HEARTH_ISA=scalar equal to the AVX-512 VNNI ones.
+void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
+                     int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
+                     float* out, int64_t out_stride);
 
-// The portable code attention_head runs where the CPU has no AVX-512, and its AVX-512
-// form (avx512/attention_avx512.cpp): the same bits (tests/kernels/gemm_test.cpp).
-void attention_head_portable(const float* q, const float* k, const float* v, int64_t stride,
-                             int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
-void attention_head_avx512(const float* q, const float* k, const float* v, int64_t stride,
-                           int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
+// The portable code attention_heads runs where the CPU has no AVX-512, and its AVX-512
+// form (avx512/attention_avx512.cpp), which works on up to 4 heads at once (each K and V
+// row loaded once for all of them): the same bits (tests/kernels/gemm_test.cpp).
+void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
+                              const float* v, int64_t stride, int64_t n_kv, int64_t hd,
+                              float scale, float* scores, float* out, int64_t out_stride);
+void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
+                            const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+                            float* scores, float* out, int64_t out_stride);
 
-// The same with plain scalar loops: the reference the test compares against.
+// exp(x) for the softmax, from f32 multiplies and adds only (so its AVX-512 form gives the
+// same bits): 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2) and p
+// the degree-7 Taylor polynomial; about 2 ulp from exp on [-87, 0], and 0 below -87.
+float exp_fixed(float x);
+
+// One head with plain scalar loops and std::exp: the reference the test compares against.
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
 

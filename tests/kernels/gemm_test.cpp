@@ -1,8 +1,9 @@
 // Tiled gemm kernels (avx2/, avx512/) against the reference vec_dot, over a sweep of row,
 // token and column counts that cover whole tiles and every odd tail; the shared-input
-// matmul against one matmul per weight; attention_head against its scalar twin.
+// matmul against one matmul per weight; attention_heads against its scalar twin.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -318,45 +319,87 @@ TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   }
 }
 
+// Attention of n_q heads: q and out rows `pitch` floats apart (pitch >= hd).
+struct AttnCase {
+  int64_t hd, n_kv, n_q, pitch, stride;
+  std::vector<float> q, k, v;
+  AttnCase(int64_t hd_, int64_t n_kv_, int64_t n_q_, uint32_t seed)
+      : hd(hd_), n_kv(n_kv_), n_q(n_q_), pitch(hd_ + 3), stride(hd_ * 3),
+        q(random_floats(n_q_ * (hd_ + 3), seed, 0.0f)),
+        k(random_floats(n_kv_ * hd_ * 3, seed + 1, 0.0f)),
+        v(random_floats(n_kv_ * hd_ * 3, seed + 2, 0.0f)) {}
+  float scale() const { return 1.0f / std::sqrt(static_cast<float>(hd)); }
+};
+
 // The AVX-512 form of attention gives the portable code's bits (same operations, same
 // order, no FMA contraction), so attention does not depend on the ISA.
 TEST(Attention, Avx512FormBitIdenticalToPortable) {
   if (!platform::cpu_features().avx512) GTEST_SKIP() << "no AVX-512";
-  for (int64_t hd : {1, 7, 16, 64, 80, 128}) {
-    for (int64_t n_kv : {1, 2, 5, 33, 200}) {
-      const int64_t stride = hd * 3;
-      const std::vector<float> q = random_floats(hd, 4, 0.0f);
-      const std::vector<float> kk = random_floats(n_kv * stride, 5, 0.0f);
-      const std::vector<float> v = random_floats(n_kv * stride, 6, 0.0f);
-      std::vector<float> sc(static_cast<size_t>(n_kv)), a(static_cast<size_t>(hd)), b(a.size());
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      attention_head_avx512(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), a.data());
-      attention_head_portable(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), b.data());
-      for (int64_t d = 0; d < hd; ++d)
-        ASSERT_EQ(std::bit_cast<uint32_t>(a[d]), std::bit_cast<uint32_t>(b[d]))
-            << "hd=" << hd << " n_kv=" << n_kv << " d=" << d;
+  for (int64_t hd : {1, 7, 16, 64, 80, 128, 256}) {
+    for (int64_t n_kv : {1, 2, 5, 15, 16, 17, 33, 200}) {
+      for (int64_t n_q : {1, 3, 4, 7}) {
+        const AttnCase c(hd, n_kv, n_q, static_cast<uint32_t>(hd * 1000 + n_kv * 10 + n_q));
+        std::vector<float> sc(static_cast<size_t>(n_q * n_kv)), a(c.q.size(), 9.0f), b(a);
+        attention_heads_avx512(c.q.data(), c.pitch, n_q, c.k.data(), c.v.data(), c.stride, n_kv, hd,
+                               c.scale(), sc.data(), a.data(), c.pitch);
+        attention_heads_portable(c.q.data(), c.pitch, n_q, c.k.data(), c.v.data(), c.stride, n_kv,
+                                 hd, c.scale(), sc.data(), b.data(), c.pitch);
+        for (size_t d = 0; d < a.size(); ++d)
+          ASSERT_EQ(std::bit_cast<uint32_t>(a[d]), std::bit_cast<uint32_t>(b[d]))
+              << "hd=" << hd << " n_kv=" << n_kv << " n_q=" << n_q << " d=" << d;
+      }
     }
   }
 }
 
+// A head's result does not depend on how heads are grouped into calls (the engine groups
+// the n_rep heads of a KV head in prefill and takes them one by one in decode).
+TEST(Attention, HeadResultIndependentOfGrouping) {
+  for (int64_t hd : {64, 80, 256}) {
+    const AttnCase c(hd, 45, 7, 17);
+    std::vector<float> sc(static_cast<size_t>(7 * 45)), all(c.q.size(), 9.0f), one(all);
+    attention_heads(c.q.data(), c.pitch, 7, c.k.data(), c.v.data(), c.stride, 45, hd, c.scale(),
+                    sc.data(), all.data(), c.pitch);
+    for (int64_t i = 0; i < 7; ++i)
+      attention_heads(c.q.data() + i * c.pitch, c.pitch, 1, c.k.data(), c.v.data(), c.stride, 45,
+                      hd, c.scale(), sc.data(), one.data() + i * c.pitch, c.pitch);
+    for (size_t d = 0; d < all.size(); ++d)
+      ASSERT_EQ(std::bit_cast<uint32_t>(all[d]), std::bit_cast<uint32_t>(one[d])) << hd << " " << d;
+  }
+}
+
 TEST(Attention, MatchesScalarTwin) {
-  for (int64_t hd : {1, 7, 16, 64, 80, 128}) {
+  for (int64_t hd : {1, 7, 16, 64, 80, 128, 256}) {
     for (int64_t n_kv : {1, 2, 5, 33, 200}) {
-      const int64_t stride = hd * 3;
-      const std::vector<float> q = random_floats(hd, 1, 0.0f);
-      const std::vector<float> kk = random_floats(n_kv * stride, 2, 0.0f);
-      const std::vector<float> v = random_floats(n_kv * stride, 3, 0.0f);
-      std::vector<float> sc(static_cast<size_t>(n_kv)), out(static_cast<size_t>(hd)),
-          out_ref(static_cast<size_t>(hd));
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      attention_head(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(), out.data());
-      attention_head_ref(q.data(), kk.data(), v.data(), stride, n_kv, hd, scale, sc.data(),
-                         out_ref.data());
-      for (int64_t d = 0; d < hd; ++d)
-        ASSERT_NEAR(out[d], out_ref[d], 1e-5f * (1.0f + std::fabs(out_ref[d])))
-            << "hd=" << hd << " n_kv=" << n_kv << " d=" << d;
+      const AttnCase c(hd, n_kv, 3, static_cast<uint32_t>(hd + n_kv));
+      std::vector<float> sc(static_cast<size_t>(3 * n_kv)), out(c.q.size()), out_ref(static_cast<size_t>(hd));
+      attention_heads(c.q.data(), c.pitch, 3, c.k.data(), c.v.data(), c.stride, n_kv, hd, c.scale(),
+                      sc.data(), out.data(), c.pitch);
+      for (int64_t i = 0; i < 3; ++i) {
+        attention_head_ref(c.q.data() + i * c.pitch, c.k.data(), c.v.data(), c.stride, n_kv, hd,
+                           c.scale(), sc.data(), out_ref.data());
+        for (int64_t d = 0; d < hd; ++d)
+          ASSERT_NEAR(out[i * c.pitch + d], out_ref[d], 1e-5f * (1.0f + std::fabs(out_ref[d])))
+              << "hd=" << hd << " n_kv=" << n_kv << " head=" << i << " d=" << d;
+      }
     }
   }
+}
+
+// The softmax's exp: within 2 ulp of the double-precision exp on [-87, 0]; 0 below and
+// for NaN (so a bad score cannot reach an integer conversion).
+TEST(Attention, ExpFixedCloseToExp) {
+  float worst = 0;
+  for (float x = -87.0f; x <= 0.0f; x += 0.00731f) {
+    const double want = std::exp(static_cast<double>(x));
+    const double ulp = std::nextafter(static_cast<float>(want), INFINITY) - static_cast<float>(want);
+    worst = std::max(worst, static_cast<float>(std::fabs(exp_fixed(x) - want) / ulp));
+  }
+  EXPECT_LE(worst, 2.0f);
+  EXPECT_EQ(exp_fixed(0.0f), 1.0f);
+  EXPECT_EQ(exp_fixed(-87.5f), 0.0f);
+  EXPECT_EQ(exp_fixed(-INFINITY), 0.0f);
+  EXPECT_EQ(exp_fixed(NAN), 0.0f);
 }
 
 }  // namespace

@@ -73,10 +73,10 @@ class Gemma3 final : public ArchModel {
 
   // Scratch layout, for B = n_batch tokens:
   //   x, h: [B, n_embd]; q, attn: [B, q_dim]; k, v: [B, kv_dim]; gate, up: [B, n_ff];
-  //   rope_local, rope_global: [B, rot_dim]; scores: [n_threads, n_ctx]
+  //   rope_local, rope_global: [B, rot_dim]; scores: [n_threads, n_rep, n_ctx]
   int64_t scratch_floats(int64_t B, int64_t n_ctx, int n_threads) const override {
     return B * (2 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + 2 * hp.rot_dim) +
-           static_cast<int64_t>(n_threads) * n_ctx;
+           static_cast<int64_t>(n_threads) * (hp.n_head / hp.n_head_kv) * n_ctx;
   }
 
   int64_t act_bytes(int64_t B) const override {
@@ -143,18 +143,23 @@ class Gemma3 final : public ArchModel {
       }
       append_kv(seqs, n_seqs, il, KVD, k, v);
 
-      // One (row, head) pair per work item. Token i of a sequence, at position p, sees its
-      // cache rows [0, p] on a global layer and [max(0, p + 1 - window), p] on a local one.
-      pool.run_items(B * hp.n_head, [&](int64_t w, int ti) {
-        const int64_t t = w / hp.n_head, hh = w % hp.n_head, kvh = hh / n_rep;
+      // Token i of a sequence, at position p, sees its cache rows [0, p] on a global layer
+      // and [max(0, p + 1 - window), p] on a local one. A work item is one row and `per`
+      // query heads of one KV head: all n_rep of them when there are enough items to share
+      // out, so each K and V row is read once for them all; one otherwise (decode). The
+      // bits are the same either way.
+      const int64_t per = B * hp.n_head_kv >= 4 * pool.size() ? n_rep : 1;
+      const int64_t items_per_row = hp.n_head / per;
+      pool.run_items(B * items_per_row, [&](int64_t w, int ti) {
+        const int64_t t = w / items_per_row, hh = w % items_per_row * per, kvh = hh / n_rep;
         int64_t i;
         const ForwardState& st = *seqs[row_sequence(seqs, t, i)].state;
         const int64_t pos = st.n_past + i;
         const int64_t first = L.global ? 0 : std::max<int64_t>(0, pos + 1 - window);
         const int64_t at = (il * st.n_ctx + first) * KVD + kvh * hd;
-        kernels::attention_head(q + t * QD + hh * hd, st.k_cache.get() + at, st.v_cache.get() + at,
-                                KVD, pos + 1 - first, hd, kq_scale, scores + ti * ws.n_ctx,
-                                attn + t * QD + hh * hd);
+        kernels::attention_heads(q + t * QD + hh * hd, hd, per, st.k_cache.get() + at,
+                                 st.v_cache.get() + at, KVD, pos + 1 - first, hd, kq_scale,
+                                 scores + ti * n_rep * ws.n_ctx, attn + t * QD + hh * hd, hd);
       });
       matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
       for (int64_t t = 0; t < B; ++t) {
