@@ -1,12 +1,9 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
-#include <string>
 
 #include "kernels/ops.h"
-#include "platform/cpu_features.h"
 
 namespace hearth::kernels {
 namespace {
@@ -55,25 +52,6 @@ void attention_one(const float* q, const float* k, const float* v, int64_t strid
 
 }  // namespace
 
-float exp_fixed(float x) {
-  if (!(x >= -87.0f)) return 0.0f;  // also NaN
-  float t = x * 1.44269504088896341f;  // x / ln 2
-  t = t + 12582912.0f;                 // 1.5 * 2^23: rounds to an integer
-  const float n = t - 12582912.0f;
-  float r = x - n * 0.693359375f;  // ln 2, high part (n * it is exact)
-  r = r - n * -2.12194440e-4f;     // ln 2, low part
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
-  return p * std::bit_cast<float>(bits);
-}
-
 void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
                               const float* v, int64_t stride, int64_t n_kv, int64_t hd,
                               float scale, float* scores, float* out, int64_t out_stride) {
@@ -85,11 +63,7 @@ void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, con
 void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
                      int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
                      float* out, int64_t out_stride) {
-  static const bool avx512 = [] {
-    const std::string isa = platform::isa_name();
-    return platform::cpu_features().avx512 && (isa == "avx512" || isa == "avx512_vnni");
-  }();
-  (avx512 ? attention_heads_avx512 : attention_heads_portable)(q, q_stride, n_q, k, v, stride, n_kv,
+  (f32_avx512_forms() ? attention_heads_avx512 : attention_heads_portable)(q, q_stride, n_q, k, v, stride, n_kv,
                                                                  hd, scale, scores, out, out_stride);
 }
 

@@ -16,7 +16,7 @@ namespace hearth::kernels {
 // the heads are grouped into calls:
 //   s_j = (16-lane dot of q and k_j: lane l sums the products d = l (mod 16) in order from
 //          0, then lanes l += l + w for w = 8, 4, 2, 1) * scale
-//   m   = max_j s_j;  e_j = exp_fixed(s_j - m)   (the polynomial in attention.cpp)
+//   m   = max_j s_j;  e_j = exp_fixed(s_j - m)   (ops.h)
 //   sum = 16-lane sum of the e_j (lane l: j = l (mod 16), in order), the same lane tree
 //   out[d] = (sum over j in order, from 0, of e_j * v_j[d]) * (1 / sum)
 // with every multiply and add rounded on its own (no FMA). So a token's attention is the
@@ -36,11 +36,6 @@ void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, con
 void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
                             const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                             float* scores, float* out, int64_t out_stride);
-
-// exp(x) for the softmax, from f32 multiplies and adds only (so its AVX-512 form gives the
-// same bits): 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2) and p
-// the degree-7 Taylor polynomial; about 2 ulp from exp on [-87, 0], and 0 below -87.
-float exp_fixed(float x);
 
 // One head with plain scalar loops and std::exp: the reference the test compares against.
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,

@@ -1,11 +1,14 @@
 #include "kernels/ops.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "kernels/type_kernels.h"
+#include "platform/cpu_features.h"
 
 namespace hearth::kernels {
 
@@ -211,11 +214,43 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+float exp_fixed(float x) {
+  if (!(x >= -87.0f)) return 0.0f;  // also NaN
+  if (x > 88.0f) return INFINITY;
+  float t = x * 1.44269504088896341f;  // x / ln 2
+  t = t + 12582912.0f;                 // 1.5 * 2^23: rounds to an integer
+  const float n = t - 12582912.0f;
+  float r = x - n * 0.693359375f;  // ln 2, high part (n * it is exact)
+  r = r - n * -2.12194440e-4f;     // ln 2, low part
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
+}
+
+bool f32_avx512_forms() {
+  static const bool on = [] {
+    const std::string isa = platform::isa_name();
+    return platform::cpu_features().avx512 && (isa == "avx512" || isa == "avx512_vnni");
+  }();
+  return on;
+}
+
+void swiglu_portable(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    out[i] = g / (1.0f + exp_fixed(-g)) * up[i];
   }
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  (f32_avx512_forms() ? swiglu_avx512 : swiglu_portable)(gate, up, out, n);
 }
 
 void rope_angles(float* cs, int64_t rot_dim, int64_t pos, float freq_base, float freq_scale,

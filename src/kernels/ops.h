@@ -46,8 +46,22 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 // In place softmax over n values.
 void softmax(float* x, int64_t n);
-// out[i] = silu(gate[i]) * up[i]
+// out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp_fixed(-gate[i])) * up[i]
+// (out may alias gate or up). Its AVX-512 form (avx512/activations_avx512.cpp) does the
+// same f32 operations, so the bits do not depend on the ISA.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
+void swiglu_portable(const float* gate, const float* up, float* out, int64_t n);
+void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
+
+// exp(x) from f32 multiplies and adds only, so its AVX-512 form (avx512/exp_avx512.h) gives
+// the same bits: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2) and p
+// the degree-7 Taylor polynomial; within 2 ulp of exp on [-87, 0]. 0 below -87 and for
+// NaN, +inf above 88. Used by the attention softmax and SwiGLU.
+float exp_fixed(float x);
+
+// Whether the AVX-512 forms of the f32 kernels (attention, SwiGLU) run: the CPU has
+// AVX-512 and HEARTH_ISA does not ask for less. Their bits equal the portable code's.
+bool f32_avx512_forms();
 // Rotary embedding. rope_angles fills cs[2*i], cs[2*i+1] = cos, sin of
 // pos * freq_scale * freq_base^(-2i/rot_dim) for i < rot_dim/2 (once per position);
 // rope_apply rotates one head vector in place with them. neox=false: pairs (2i, 2i+1)

@@ -402,5 +402,30 @@ TEST(Attention, ExpFixedCloseToExp) {
   EXPECT_EQ(exp_fixed(NAN), 0.0f);
 }
 
+// SwiGLU's AVX-512 form gives the portable bits, and both are within a few ulp of the
+// formula with std::exp; large, tiny and non-finite gates included.
+TEST(Swiglu, Avx512FormBitIdenticalToPortableAndCloseToExp) {
+  std::vector<float> g = random_floats(1000, 7, 0.0f), u = random_floats(1000, 8, 0.0f);
+  for (size_t i = 0; i < g.size(); ++i) g[i] *= 8.0f;
+  const float special[] = {0.0f, -0.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e30f, -1e30f, INFINITY};
+  for (size_t i = 0; i < std::size(special); ++i) g[i] = special[i];
+  for (int64_t n : {1, 15, 16, 17, 1000}) {
+    std::vector<float> a(static_cast<size_t>(n), 9.0f), b(a);
+    swiglu_portable(g.data(), u.data(), a.data(), n);
+    if (platform::cpu_features().avx512) {
+      swiglu_avx512(g.data(), u.data(), b.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << n << " " << i;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+      if (std::isinf(want))
+        ASSERT_EQ(a[i], want) << "gate " << g[i];
+      else
+        ASSERT_NEAR(a[i], want, 1e-6 * (1.0 + std::fabs(want))) << "gate " << g[i];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hearth::kernels

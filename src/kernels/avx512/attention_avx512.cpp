@@ -21,6 +21,7 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "kernels/avx512/exp_avx512.h"
 
 namespace hearth::kernels {
 namespace {
@@ -54,27 +55,6 @@ inline float lane_tree(__m512 acc) {
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
   const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));     // lanes 0, 1 += lanes 2, 3
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));  // lane 0 += lane 1
-}
-
-// exp_fixed (attention.cpp) on 16 lanes: the same operations.
-inline __m512 exp16(__m512 x) {
-  const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-  const __m512 magic = _mm512_set1_ps(12582912.0f);
-  __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-  t = _mm512_add_ps(t, magic);
-  const __m512 n = _mm512_sub_ps(t, magic);
-  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mov_ps(live, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
 }
 
 // NQ heads (1..4) of C * 16 dimensions each.
@@ -118,7 +98,7 @@ void heads(const float* q, int64_t q_stride, const float* k, const float* v, int
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
       const __mmask16 m = tail_mask(std::min<int64_t>(16, n_kv - j0));
-      const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j0), vmax)));
+      const __m512 e = _mm512_maskz_mov_ps(m, exp16_fixed(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j0), vmax)));
       _mm512_mask_storeu_ps(s + j0, m, e);
       sum = _mm512_add_ps(sum, e);  // the tail's lanes add +0: no change
     }
