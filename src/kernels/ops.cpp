@@ -195,11 +195,21 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
   });
 }
 
-void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+void rmsnorm_portable(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double acc[8] = {};  // lane l: x[i]^2 (exact in double) for i = l (mod 8), in order
+  for (int64_t i = 0; i < n; ++i) acc[i % 8] += static_cast<double>(x[i]) * x[i];
+  for (int s = 4; s >= 1; s /= 2)
+    for (int l = 0; l < s; ++l) acc[l] += acc[l + s];
+  const float scale = rmsnorm_scale(acc[0], n, eps);
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+float rmsnorm_scale(double sum_sq, int64_t n, float eps) {
+  return static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps));
+}
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  (f32_avx512_forms() ? rmsnorm_avx512 : rmsnorm_portable)(x, w, y, n, eps);
 }
 
 void softmax(float* x, int64_t n) {

@@ -43,7 +43,14 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
                    int64_t n_tokens, void* scratch, platform::ThreadPool& pool);
 
 // y = x / sqrt(mean(x^2) + eps) * w   (n elements; y may alias x)
+// The sum of squares is in double, 8 lanes (lane l: i = l (mod 8), in order) then lanes
+// l += l + 4, 2, 1; y[i] = (x[i] * scale) * w[i] in f32. Its AVX-512 form
+// (avx512/activations_avx512.cpp) does the same operations: the same bits on every ISA.
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
+void rmsnorm_portable(const float* x, const float* w, float* y, int64_t n, float eps);
+void rmsnorm_avx512(const float* x, const float* w, float* y, int64_t n, float eps);
+// 1 / sqrt(sum_sq / n + eps), rounded to f32: the scale both forms use.
+float rmsnorm_scale(double sum_sq, int64_t n, float eps);
 // In place softmax over n values.
 void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp_fixed(-gate[i])) * up[i]
@@ -59,7 +66,7 @@ void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
 // NaN, +inf above 88. Used by the attention softmax and SwiGLU.
 float exp_fixed(float x);
 
-// Whether the AVX-512 forms of the f32 kernels (attention, SwiGLU) run: the CPU has
+// Whether the AVX-512 forms of the f32 kernels (attention, SwiGLU, RMSNorm) run: the CPU has
 // AVX-512 and HEARTH_ISA does not ask for less. Their bits equal the portable code's.
 bool f32_avx512_forms();
 // Rotary embedding. rope_angles fills cs[2*i], cs[2*i+1] = cos, sin of

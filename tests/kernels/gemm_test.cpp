@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -188,6 +189,57 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
 
 // The SIMD packed gemm computes exactly what its scalar twin (gemm_packed_ref.cpp) does:
 // the same bits, over whole and partial panels (n up to 264 blocks), tiles and tails.
+// pack_x (AVX-512, token tiles) holds the scalar twin's values (pack_x_ref, one block
+// record per token): scales, sums, o16 and quants, for full and partial tiles, an all-zero
+// block and quotients that land on .5 (rounded away from zero).
+TEST(PackedGemm, PackXEqualsScalarTwin) {
+  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  KernelTable ref;
+  fill_ref_legacy(ref);
+  fill_ref_k(ref);
+  fill_ref_packed(ref);
+  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  struct RefBlock {  // gemm_packed_ref.cpp's XBlock
+    float d, s, sh;
+    int32_t o16[2];
+    int8_t q[32];
+  };
+  constexpr int64_t kT = kPackedTileTokens;
+  for (int64_t n : {32, 576}) {
+    for (int64_t toks : {1, 7, 8, 9, 19}) {
+      std::vector<float> x = random_floats(toks * n, 31, 0.1f);
+      for (int64_t i = 0; i < 32; ++i) x[i] = 0.0f;                    // an all-zero block
+      for (int64_t i = 32; i < std::min<int64_t>(64, toks * n); ++i)  // q = x / d lands on .5
+        x[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
+      const int64_t n_tiles = (toks + kT - 1) / kT, nb = n / 32;
+      std::vector<uint8_t> a(static_cast<size_t>(packed_x_bytes(n, toks)), 0xAB), b(a);
+      k(t, TensorType::Q4_0).pack_x(x.data(), n, toks, 0, n_tiles, a.data());
+      k(ref, TensorType::Q4_0).pack_x(x.data(), n, toks, 0, n_tiles, b.data());
+      for (int64_t tk = 0; tk < toks; ++tk)
+        for (int64_t bl = 0; bl < nb; ++bl) {
+          RefBlock r;
+          std::memcpy(&r, b.data() + (tk * nb + bl) * sizeof(RefBlock), sizeof r);
+          const uint8_t* blk = a.data() + ((tk / kT) * nb + bl) * kPackedXBlockBytes;
+          const int64_t tt = tk % kT;
+          float f[3];
+          int32_t o16[2];
+          for (int j = 0; j < 3; ++j) std::memcpy(&f[j], blk + (j * kT + tt) * 4, 4);
+          for (int j = 0; j < 2; ++j) std::memcpy(&o16[j], blk + ((3 + j) * kT + tt) * 4, 4);
+          const std::string where = "n=" + std::to_string(n) + " tok=" + std::to_string(tk) +
+                                    " block=" + std::to_string(bl);
+          ASSERT_EQ(std::bit_cast<uint32_t>(f[0]), std::bit_cast<uint32_t>(r.d)) << where;
+          ASSERT_EQ(std::bit_cast<uint32_t>(f[1]), std::bit_cast<uint32_t>(r.s)) << where;
+          ASSERT_EQ(std::bit_cast<uint32_t>(f[2]), std::bit_cast<uint32_t>(r.sh)) << where;
+          ASSERT_EQ(o16[0], r.o16[0]) << where;
+          ASSERT_EQ(o16[1], r.o16[1]) << where;
+          for (int i = 0; i < 32; ++i)  // chunk c of token tt: 4 bytes at [c][tt]
+            ASSERT_EQ(static_cast<int8_t>(blk[5 * kT * 4 + ((i / 4) * kT + tt) * 4 + i % 4]), r.q[i])
+                << where << " i=" << i;
+        }
+    }
+  }
+}
+
 TEST(PackedGemm, BitIdenticalToScalarTwin) {
   if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
   KernelTable ref;
@@ -423,6 +475,27 @@ TEST(Swiglu, Avx512FormBitIdenticalToPortableAndCloseToExp) {
         ASSERT_EQ(a[i], want) << "gate " << g[i];
       else
         ASSERT_NEAR(a[i], want, 1e-6 * (1.0 + std::fabs(want))) << "gate " << g[i];
+    }
+  }
+}
+
+// RMSNorm's AVX-512 form gives the portable bits, both close to the formula in double.
+TEST(Rmsnorm, Avx512FormBitIdenticalToPortableAndCloseToFormula) {
+  const std::vector<float> x = random_floats(2048, 9, 0.3f), w = random_floats(2048, 10, 1.0f);
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 576, 2048}) {
+    std::vector<float> a(static_cast<size_t>(n), 9.0f), b(a);
+    rmsnorm_portable(x.data(), w.data(), a.data(), n, 1e-5f);
+    if (platform::cpu_features().avx512) {
+      rmsnorm_avx512(x.data(), w.data(), b.data(), n, 1e-5f);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << n << " " << i;
+    }
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-5);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = x[i] * scale * w[i];
+      ASSERT_NEAR(a[i], want, 1e-6 * (1.0 + std::fabs(want))) << n << " " << i;
     }
   }
 }

@@ -37,11 +37,7 @@
 #include <algorithm>
 #include <cstring>
 
-// Only the block quantizer is used, not the activation converters defined beside it.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "kernels/avx2/legacy_simd.h"
-#pragma GCC diagnostic pop
+#include "kernels/blocks.h"
 #include "kernels/blocks_k.h"
 #include "kernels/type_kernels.h"
 
@@ -419,36 +415,81 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
   }
 }
 
+// round(v) with halves away from zero, as quantize_block_q8's round_away on 16 lanes.
+inline __m512 round_away16(__m512 v) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512 frac = _mm512_andnot_ps(sign, _mm512_sub_ps(v, t));  // exact
+  const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, sign));
+  return _mm512_mask_add_ps(t, up, t, one);
+}
+
+// rows[t] = 8 dwords of token t  ->  rows[k] = dword k of tokens 0..7.
+inline void transpose8x8_epi32(__m256i* r) {
+  const __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
+  const __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
+  const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
+  const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
+  const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
+  const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
+  r[0] = _mm256_permute2x128_si256(b0, b4, 0x20);
+  r[1] = _mm256_permute2x128_si256(b1, b5, 0x20);
+  r[2] = _mm256_permute2x128_si256(b2, b6, 0x20);
+  r[3] = _mm256_permute2x128_si256(b3, b7, 0x20);
+  r[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
+  r[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
+  r[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
+  r[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
+}
+
+// The layout above, with the values quantize_block_q8 gives (the scalar twin's
+// pack_x_ref computes the same bytes): d = amax / 127 (stored rounded to f16), q =
+// round_away(x / d); F16C rounds to nearest even like f32_to_f16. Tokens past n_tokens
+// are zero.
 void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1,
             void* xp) {
   const int64_t nb = n / kQK;
   auto* out = static_cast<uint8_t*>(xp);
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const int nt = static_cast<int>(std::clamp<int64_t>(n_tokens - tile * kTile, 0, kTile));
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* blk = out + (tile * nb + b) * kPackedXBlockBytes;
       auto* d = reinterpret_cast<float*>(blk);
-      float* s = d + kS;
-      float* sh = d + kSh;
-      auto* o16 = reinterpret_cast<int32_t*>(d + kO16);
-      uint8_t* q = blk + kXQ * sizeof(float);
-      for (int t = 0; t < kTile; ++t) {
-        const int64_t tok = tile * kTile + t;
-        int8_t qs[kQK] = {};
-        d[t] = s[t] = sh[t] = 0;
-        o16[t] = o16[kTile + t] = 0;
-        if (tok < n_tokens) {
-          f16_t dh;
-          const Q8Block r = quantize_block_q8(x + tok * n + b * kQK, dh, qs);
-          d[t] = f16_to_f32(dh);
-          s[t] = d[t] * static_cast<float>(r.sum);
-          sh[t] = f16_to_f32(f32_to_f16(r.d * static_cast<float>(r.sum)));  // as Q8_1's s
-          int half = 0;
-          for (int i = 0; i < kQK / 2; ++i) half += qs[i];
-          o16[t] = -32 * half;
-          o16[kTile + t] = -32 * (r.sum - half);
-        }
-        for (int k = 0; k < kChunks; ++k) std::memcpy(q + (k * kTile + t) * 4, qs + 4 * k, 4);
+      alignas(32) float dq[kTile] = {}, sums[kTile] = {};
+      alignas(32) int32_t o16[2][kTile] = {};
+      __m256i rows[kTile];
+      for (int t = 0; t < kTile; ++t) rows[t] = _mm256_setzero_si256();
+      for (int t = 0; t < nt; ++t) {
+        const float* xt = x + (tile * kTile + t) * n + b * kQK;
+        const __m512 v0 = _mm512_loadu_ps(xt), v1 = _mm512_loadu_ps(xt + 16);
+        const float amax = _mm512_reduce_max_ps(
+            _mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+        dq[t] = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(dq[t] != 0.0f ? 1.0f / dq[t] : 0.0f);
+        const __m512i q0 = _mm512_cvtps_epi32(round_away16(_mm512_mul_ps(v0, id)));
+        const __m512i q1 = _mm512_cvtps_epi32(round_away16(_mm512_mul_ps(v1, id)));
+        const int half = _mm512_reduce_add_epi32(q0), rest = _mm512_reduce_add_epi32(q1);
+        sums[t] = static_cast<float>(half + rest);
+        o16[0][t] = -32 * half;
+        o16[1][t] = -32 * rest;
+        rows[t] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtsepi32_epi8(q0)),
+                                          _mm512_cvtsepi32_epi8(q1), 1);
       }
+      // d, s = d * sum, sh = f16(d_unrounded * sum), for the 8 tokens at once.
+      const __m256 dv = _mm256_load_ps(dq), sv = _mm256_load_ps(sums);
+      const __m256 dr = _mm256_cvtph_ps(_mm256_cvtps_ph(dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm256_storeu_ps(d, dr);
+      _mm256_storeu_ps(d + kS, _mm256_mul_ps(dr, sv));
+      _mm256_storeu_ps(d + kSh, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(dv, sv),
+                                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      std::memcpy(d + kO16, o16, sizeof(o16));
+      transpose8x8_epi32(rows);
+      uint8_t* q = blk + kXQ * sizeof(float);
+      for (int k = 0; k < kChunks; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k * 32), rows[k]);
     }
   }
 }
