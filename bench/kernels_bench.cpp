@@ -6,10 +6,14 @@
 //   gemm/<type>/<shape>:   512 tokens (prefill); reports GFLOP/s (2 * rows * cols * tokens).
 //   gemm64/<type>/<shape>: 64 tokens (a short prompt: the packed gemm's panel packing is
 //                          amortized over 8 token tiles only); GFLOP/s.
+//   matvec_dram/<type>/<shape>/<threads>: one token on a pool of 1 or 2 threads, cycling
+//                          through copies of the weights totalling >= 256 MiB, so every
+//                          call streams from DRAM as decode does; weight GB/s.
 // HEARTH_PACKED_GEMM=0 gives the tiled gemm's numbers for comparison.
 // Built when libbenchmark-dev is installed: build-x/kernels_bench [--benchmark_filter=gemm].
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -73,6 +77,30 @@ void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tok
   state.SetLabel(kernels::kernels_isa());
 }
 
+// Decode from DRAM: each call reads the next of enough copies of the weights that they
+// cannot stay in the last-level cache.
+void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int threads) {
+  hearth::platform::ThreadPool pool(threads);
+  const std::vector<uint8_t> w1 = weights(type, s);
+  constexpr int64_t kTotalBytes = int64_t{256} << 20;
+  const int64_t copies = (kTotalBytes + static_cast<int64_t>(w1.size()) - 1) / static_cast<int64_t>(w1.size());
+  std::vector<uint8_t> w(w1.size() * static_cast<size_t>(copies));
+  for (int64_t c = 0; c < copies; ++c) std::copy(w1.begin(), w1.end(), w.begin() + static_cast<int64_t>(w1.size()) * c);
+  const std::vector<float> x = random_floats(s.n_cols, 2);
+  std::vector<float> y(static_cast<size_t>(s.n_rows));
+  std::vector<uint8_t> scratch(static_cast<size_t>(kernels::matmul_scratch_bytes(type, s.n_cols, 1)));
+  int64_t c = 0;
+  for (auto _ : state) {
+    kernels::matmul(type, w.data() + static_cast<int64_t>(w1.size()) * c, s.n_rows, s.n_cols, x.data(), 1,
+                    y.data(), scratch.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    c = c + 1 == copies ? 0 : c + 1;
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(w1.size()) * state.iterations());
+  state.SetLabel(kernels::kernels_isa());
+}
+
 int register_all() {
   for (const Shape& s : kShapes) {
     for (TensorType t : kTypes) {
@@ -85,6 +113,14 @@ int register_all() {
           ->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }
+  // Decode from DRAM at the 1B's projection shapes: up (2048 -> 8192) and down (8192 -> 2048).
+  for (const Shape& s : {Shape{"1B", 2048, 8192}, Shape{"1Bdown", 8192, 2048}})
+    for (TensorType t : kTypes)
+      for (int threads : {1, 2})
+        benchmark::RegisterBenchmark(("matvec_dram/" + std::string(hearth::format::type_name(t)) + "/" +
+                                      s.name + "/" + std::to_string(threads)).c_str(),
+                                     run_matvec_dram, t, s, threads)
+            ->Unit(benchmark::kMicrosecond)->UseRealTime();
   return 0;
 }
 

@@ -39,7 +39,6 @@ namespace hearth::kernels {
 namespace {
 
 constexpr int kGroup = 16;
-constexpr int kPrefetchBytes = 384;  // ahead of the block being read, per row
 // Vector i of a group holds rows 4i .. 4i + 3, one per 128-bit lane l (row 4i + l); the
 // reduced vector then holds row 4 (j % 4) + j / 4 in lane j, a 4 x 4 transpose that is its
 // own inverse, so kLanes both maps lanes to rows and rows to lanes.
@@ -47,17 +46,51 @@ constexpr int kLanes[kGroup] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11
 
 // The rows of a group: a whole group is 16 rows `stride` bytes apart (few registers for
 // the addresses); the last, partial group repeats its first row past n_rows.
+//
+// Prefetch, two schemes (16 rows read side by side are 16 streams, more than the hardware
+// prefetcher follows well):
+// - rows: each row kPrefetchBytes ahead, and the next group's rows at the same offsets.
+// - linear (K-quants): the next group (the kGroup * stride bytes that follow a whole
+//   group) in address order, kGroup times as fast as a row advances. From DRAM on one
+//   core (kernels_bench matvec_dram/<type>/1B/1 and 1Bdown/1) Q4_K read 20-24 GB/s with
+//   `rows` and 26-33 GB/s with `linear`, Q5_K 16-18 against 22-25; Q8_0 was slower with
+//   `linear` (30 against 20-26), Q4_0 about the same, so the per-block types keep `rows`.
+constexpr int kPrefetchBytes = 384;
 struct WholeGroup {
   const uint8_t* base;
   int64_t stride;
   const uint8_t* at(int k, int64_t off) const { return base + k * stride + off; }
   const uint8_t* next(int k, int64_t off) const { return at(kGroup + k, off); }
+  // The next group's lines that start in its bytes [kGroup * off, kGroup * (off + bytes)).
+  void prefetch_next_linear(int64_t off, int bytes) const {
+    const uintptr_t first = reinterpret_cast<uintptr_t>(base + kGroup * (stride + off));
+    const uintptr_t end = first + kGroup * bytes;
+    for (uintptr_t a = (first + 63) & ~uintptr_t{63}; a < end; a += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+  }
 };
 struct PartialGroup {
   const uint8_t* row[kGroup];
   const uint8_t* at(int k, int64_t off) const { return row[k] + off; }
   const uint8_t* next(int k, int64_t off) const { return at(k, off); }  // nothing follows
+  void prefetch_next_linear(int64_t, int) const {}
 };
+
+// The `rows` scheme for unit u (at byte offset off of each row) of a type of kBytes
+// per unit: the 64-byte steps that reach each new line of a row, every unit's or every
+// other unit's; the next group's rows only while the first token is computed.
+template <int kBytes, class G>
+inline void prefetch_rows(const G& g, int64_t u, int64_t off, bool first_token) {
+  constexpr int kLines = (kBytes + 63) / 64;
+  if (2 * kBytes > 64 || (u & 1) == 0)
+    for (int l = 0; l < kLines; ++l)
+      for (int k = 0; k < kGroup; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(g.at(k, off + kPrefetchBytes + 64 * l)), _MM_HINT_T0);
+  if (first_token && (2 * kBytes > 64 || (u & 1) == 1))
+    for (int l = 0; l < kLines; ++l)
+      for (int k = 0; k < kGroup; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(g.next(k, off + 64 * l)), _MM_HINT_T1);
+}
 
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
@@ -156,6 +189,7 @@ inline __m512i bit_to_0x10(__m512i v, int k) {
 template <class T>
 struct PerBlock : T {
   static constexpr int kBlocks = 1;
+  static constexpr bool kLinearPrefetch = false;
   template <class G>
   static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
     const __m512i xl = x_lo(x, b), xh = x_hi(x, b);
@@ -273,6 +307,7 @@ struct K4R {
   static constexpr int kBytes = sizeof(Block);
   static constexpr int kBlocks = 8;
   static constexpr bool kRoundedSum = false;
+  static constexpr bool kLinearPrefetch = true;
   template <class G>
   static void unit(const G& g, int64_t off, const XTok& x, int64_t b, __m512& acc) {
     __m512 dw[8], mw[8];
@@ -355,9 +390,6 @@ template <class T, class G>
 void rowdot_group(const G& g, int64_t nb, const void* xp, int64_t n_tokens, float* y,
                   int64_t ldy, __mmask16 live_mask) {
   const __m512i lanes = _mm512_loadu_si512(kLanes);
-  // Per unit (a block, or a K-quant super-block), the 64-byte steps that reach each new
-  // line of a row: every unit's or every other unit's.
-  constexpr int kLines = (T::kBytes + 63) / 64;
   for (int64_t t = 0; t < n_tokens; ++t) {
     const XTok x = x_token(xp, nb, t, T::kRoundedSum);
     __m512 out = _mm512_setzero_ps();
@@ -366,16 +398,11 @@ void rowdot_group(const G& g, int64_t nb, const void* xp, int64_t n_tokens, floa
       const int64_t b1 = std::min(nb, b0 + kPackedPanelBlocks);
       for (int64_t b = b0; b < b1; b += T::kBlocks) {
         const int64_t u = b / T::kBlocks, off = u * T::kBytes;
-        // 16 row streams are more than the hardware prefetcher follows.
-        if (2 * T::kBytes > 64 || (u & 1) == 0)
-          for (int l = 0; l < kLines; ++l)
-            for (int k = 0; k < kGroup; ++k)
-              _mm_prefetch(reinterpret_cast<const char*>(g.at(k, off + kPrefetchBytes + 64 * l)), _MM_HINT_T0);
-        // The next group's rows, at the same pace, so it does not start on 16 cold lines.
-        if (t == 0 && (2 * T::kBytes > 64 || (u & 1) == 1))
-          for (int l = 0; l < kLines; ++l)
-            for (int k = 0; k < kGroup; ++k)
-              _mm_prefetch(reinterpret_cast<const char*>(g.next(k, off + 64 * l)), _MM_HINT_T1);
+        if constexpr (T::kLinearPrefetch) {
+          if (t == 0) g.prefetch_next_linear(off, T::kBytes);  // later tokens find it in cache
+        } else {
+          prefetch_rows<T::kBytes>(g, u, off, t == 0);
+        }
         T::unit(g, off, x, b, acc);
       }
       out = b0 == 0 ? acc : _mm512_add_ps(acc, out);
