@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""llama.cpp's perplexity of the default model over a text in tests/data/text/.
+"""llama.cpp's perplexity of a model over a text in tests/data/text/.
 
 Same method as llama-perplexity (and `hearth perplexity`): windows of 512 tokens, each
-scoring its second half; logits from llama-cpp-python (eval with logits_all). Writes
-tests/data/text/perplexity_golden.json (public_domain.txt, the default) or, with a text
-name as the argument, perplexity_golden_<stem>.json. Needs llama-cpp-python (see
-make_forward_golden.py for how to install it).
+scoring its second half; where the model adds BOS, each window's first token is replaced
+by BOS (Gemma depends on it); logits from llama-cpp-python (eval with logits_all). Writes
+tests/data/text/perplexity_golden.json (public_domain.txt, the default model) or, with a
+text name as the argument, perplexity_golden_<stem>.json; with --model NAME (a file in
+$HEARTH_MODELS) and --tag TAG, perplexity_golden_<stem>_<TAG>.json. Needs
+llama-cpp-python (see make_forward_golden.py for how to install it).
 
   python make_perplexity_golden.py                   # public_domain.txt
   python make_perplexity_golden.py kjv_genesis.txt   # 48k tokens: what test_quality compares
+  python make_perplexity_golden.py kjv_genesis.txt --model gemma-3-270m-q4_k_m.gguf --tag gemma3
 """
+import argparse
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +31,23 @@ N_CTX = 512
 
 
 def main() -> None:
-    text_path = TEXT.parent / sys.argv[1] if len(sys.argv) > 1 else TEXT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("text", nargs="?", default=TEXT.name)
+    ap.add_argument("--model", default=MODEL.name, help="a GGUF file in $HEARTH_MODELS")
+    ap.add_argument("--tag", default="", help="suffix of the output name (for --model)")
+    a = ap.parse_args()
+    text_path = TEXT.parent / a.text
+    model = MODEL_DIR / a.model
     text = text_path.read_text(encoding="utf-8")
-    m = Llama(str(MODEL), n_ctx=N_CTX, n_batch=N_CTX, logits_all=True, verbose=False, n_threads=2)
+    m = Llama(str(model), n_ctx=N_CTX, n_batch=N_CTX, logits_all=True, verbose=False, n_threads=2)
     add_bos = m.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
     toks = m.tokenize(text.encode(), add_bos=add_bos, special=False)
     n_windows = (len(toks) - N_CTX) // N_CTX + 1
     nll = []
     for w in range(n_windows):
-        win = toks[w * N_CTX:(w + 1) * N_CTX]
+        win = list(toks[w * N_CTX:(w + 1) * N_CTX])
+        if add_bos:  # as llama-perplexity: every window starts with BOS
+            win[0] = m.token_bos()
         m.reset()
         m.eval(win)
         logits = np.array(m.scores[:N_CTX], dtype=np.float64)
@@ -46,7 +57,8 @@ def main() -> None:
             nll.append(np.log(np.exp(row - mx).sum()) + mx - row[win[i]])
     out = {
         "llama_cpp_python": llama_cpp.__version__,
-        "model_sha256": hashlib.sha256(MODEL.read_bytes()).hexdigest(),
+        "model": model.name,
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         "text": text_path.name,
         "n_ctx": N_CTX,
         "n_text_tokens": len(toks),
@@ -55,9 +67,11 @@ def main() -> None:
         "perplexity": float(np.exp(np.mean(nll))),
     }
     name = "perplexity_golden.json" if text_path == TEXT else f"perplexity_golden_{text_path.stem}.json"
+    if a.tag:
+        name = name.replace(".json", f"_{a.tag}.json") if text_path != TEXT else f"perplexity_golden_{a.tag}.json"
     (TEXT.parent / name).write_text(json.dumps(out, indent=2) + "\n")
     print(out)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

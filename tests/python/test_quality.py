@@ -23,6 +23,7 @@ TEXT = REPO / "tests/data/text/public_domain.txt"
 LONG_TEXT = REPO / "tests/data/text/kjv_genesis.txt"
 GOLDEN = json.loads((REPO / "tests/data/text/perplexity_golden.json").read_text())
 LONG_GOLDEN = json.loads((REPO / "tests/data/text/perplexity_golden_kjv_genesis.json").read_text())
+GEMMA_GOLDEN = json.loads((REPO / "tests/data/text/perplexity_golden_kjv_genesis_gemma3.json").read_text())
 
 pytestmark = [
     pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built"),
@@ -51,6 +52,20 @@ def test_perplexity_matches_llama_cpp():
     ours = perplexity(MODEL, text=LONG_TEXT)
     rel = abs(ours - LONG_GOLDEN["perplexity"]) / LONG_GOLDEN["perplexity"]
     print(f"\nperplexity: hearth {ours:.4f}, llama.cpp {LONG_GOLDEN['perplexity']:.4f}, relative difference {rel:.5f}")
+    assert rel < 0.005
+
+
+def test_gemma3_perplexity_matches_llama_cpp():
+    # Gemma 3 270M over the same text; each window starts with BOS, as in llama-perplexity
+    # (the golden script does the same). Same bound as the default model's.
+    gemma = MODEL_DIR / GEMMA_GOLDEN["model"]
+    if not gemma.exists():
+        pytest.skip(f"{gemma} missing (scripts/fetch_models.py)")
+    if hashlib.sha256(gemma.read_bytes()).hexdigest() != GEMMA_GOLDEN["model_sha256"]:
+        pytest.skip("model differs from the one the golden was made with")
+    ours = perplexity(gemma, text=LONG_TEXT)
+    rel = abs(ours - GEMMA_GOLDEN["perplexity"]) / GEMMA_GOLDEN["perplexity"]
+    print(f"\nGemma 3 perplexity: hearth {ours:.4f}, llama.cpp {GEMMA_GOLDEN['perplexity']:.4f}, relative difference {rel:.5f}")
     assert rel < 0.005
 
 
