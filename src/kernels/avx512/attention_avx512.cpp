@@ -28,6 +28,10 @@ namespace {
 
 inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1); }
 
+// Loads a K or V row chunk into a register once for all heads: without this the compiler
+// folds the load into each head's multiply, loading it up to 4 times.
+inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
+
 // a[i]'s lane tree (lanes l += l + w for w = 8, 4, 2, 1) for 16 vectors at once; lane j
 // of the result is a[j]'s sum. Each step adds the same pairs of lanes as the tree; the
 // shuffles only move lanes, so every sum is rounded exactly as in the portable code.
@@ -74,7 +78,8 @@ void heads(const float* q, int64_t q_stride, const float* k, const float* v, int
       __m512 a[NQ];
       for (int i = 0; i < NQ; ++i) a[i] = _mm512_setzero_ps();
       for (int c = 0; c < C; ++c) {
-        const __m512 kc = _mm512_loadu_ps(kj + 16 * c);
+        __m512 kc = _mm512_loadu_ps(kj + 16 * c);
+        keep_in_register(kc);
         for (int i = 0; i < NQ; ++i)
           a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(_mm512_loadu_ps(q + i * q_stride + 16 * c), kc));
       }
@@ -114,7 +119,10 @@ void heads(const float* q, int64_t q_stride, const float* k, const float* v, int
     for (int64_t j = 0; j < n_kv; ++j) {
       const float* vj = v + j * stride + 16 * c0;
       __m512 vc[W];
-      for (int c = 0; c < W; ++c) vc[c] = _mm512_loadu_ps(vj + 16 * c);
+      for (int c = 0; c < W; ++c) {
+        vc[c] = _mm512_loadu_ps(vj + 16 * c);
+        keep_in_register(vc[c]);
+      }
       for (int i = 0; i < NQ; ++i) {
         const __m512 e = _mm512_set1_ps(scores[i * n_kv + j]);
         for (int c = 0; c < W; ++c) acc[i][c] = _mm512_add_ps(acc[i][c], _mm512_mul_ps(e, vc[c]));
