@@ -290,6 +290,22 @@ void pack_k4(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
   }
 }
 
+// Q6_K block 4h + r of a transposed super-block, chunk k (elements 4k .. 4k + 3), as u8 q
+// in 0..63: low bits in ql[64h + 32(r & 1) ..] (high nibble for r >= 2), high bits 2r,
+// 2r + 1 of qh[32h ..].
+inline __m512i q6_chunk(const Group& g, int h, int r, int k) {
+  const __m512i k4 = _mm512_set1_epi8(0x0f), k2 = _mm512_set1_epi8(0x03);
+  const __m512i lo = dword_at(g, offsetof(BlockQ6K, ql) + 64 * h + 32 * (r & 1) + 4 * k);
+  const __m512i hi = dword_at(g, offsetof(BlockQ6K, qh) + 32 * h + 4 * k);
+  return _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(lo, 4 * (r >> 1)), k4),
+                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * r), k2), 4));
+}
+// d * scales[2j + half] of every row (the scale of half `half` of block j).
+inline __m512 q6_scale(const Group& g, __m512 d, int j, int half) {
+  const __m512i sc = dword_at(g, offsetof(BlockQ6K, scales) + 4 * (j / 2));
+  return _mm512_mul_ps(d, byte_s(sc, 2 * (j % 2) + half));
+}
+
 // Blocks of the panel are Q6_K's blocks of 32 (b0 and nb multiples of 8), q = the 6-bit
 // value in 0..63; d and m hold d * scales[2j] and d * scales[2j + 1], the scales of the
 // block's two halves. The -32 offset is applied in the integer dot (pack_x's o16).
@@ -297,24 +313,14 @@ void pack_q6_k(const PanelRows& pr, int64_t b0, int nb, Panel& p) {
   Group g;
   for (int sb = 0; sb < nb / 8; ++sb) {
     transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(BlockQ6K)), sizeof(BlockQ6K), g);
-    const __m512i k4 = _mm512_set1_epi8(0x0f), k2 = _mm512_set1_epi8(0x03);
-    // Block 4h + r: low bits in ql[64h + 32(r & 1) ..] (high nibble for r >= 2), high bits
-    // 2r, 2r + 1 of qh[32h ..].
     for (int h = 0; h < 2; ++h)
       for (int r = 0; r < 4; ++r)
-        for (int k = 0; k < kChunks; ++k) {
-          const __m512i lo = dword_at(g, offsetof(BlockQ6K, ql) + 64 * h + 32 * (r & 1) + 4 * k);
-          const __m512i hi = dword_at(g, offsetof(BlockQ6K, qh) + 32 * h + 4 * k);
-          const __m512i q = _mm512_or_si512(
-              _mm512_and_si512(_mm512_srli_epi32(lo, 4 * (r >> 1)), k4),
-              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * r), k2), 4));
-          _mm512_store_si512(p.q[8 * sb + 4 * h + r][k], q);
-        }
+        for (int k = 0; k < kChunks; ++k)
+          _mm512_store_si512(p.q[8 * sb + 4 * h + r][k], q6_chunk(g, h, r, k));
     const __m512 d = half_at(g, offsetof(BlockQ6K, d));
     for (int j = 0; j < 8; ++j) {
-      const __m512i sc = dword_at(g, offsetof(BlockQ6K, scales) + 4 * (j / 2));
-      _mm512_store_ps(p.d[8 * sb + j], _mm512_mul_ps(d, byte_s(sc, 2 * (j % 2))));
-      _mm512_store_ps(p.m[8 * sb + j], _mm512_mul_ps(d, byte_s(sc, 2 * (j % 2) + 1)));
+      _mm512_store_ps(p.d[8 * sb + j], q6_scale(g, d, j, 0));
+      _mm512_store_ps(p.m[8 * sb + j], q6_scale(g, d, j, 1));
     }
   }
 }
@@ -364,9 +370,41 @@ inline void panel_tile(const Panel& p, int nb, const uint8_t* xb, __m512 acc[kTi
   }
 }
 
-using PackPanelFn = void (*)(const PanelRows&, int64_t b0, int nb, Panel&);
+// One token against Q6_K rows with no panel: each super-block is transposed as pack_q6_k
+// does and its blocks go straight into panel_tile<kSplit, 1>'s arithmetic (the same exact
+// integer dots, the same f32 steps in block order), without the panel's stores and
+// reloads. Decode's Q6_K matmuls (Q6_K has no rowdot kernel) take it. One core,
+// kernels_bench: in cache (matvec/Q6_K/1B) 21-23 -> 24-25 GB/s, from DRAM
+// (matvec_dram/Q6_K/1B/1, 1Bdown/1) 16-19 -> 23-24 GB/s.
+void fused_q6_k(const PanelRows& pr, int64_t b0, int nb, const uint8_t* xb, __m512& acc) {
+  Group g;
+  for (int sb = 0; sb < nb / 8; ++sb) {
+    transpose_rows(pr, (b0 / 8 + sb) * static_cast<int64_t>(sizeof(BlockQ6K)), sizeof(BlockQ6K), g);
+    const __m512 d = half_at(g, offsetof(BlockQ6K, d));
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 4; ++r) {
+        const int j = 4 * h + r;
+        const auto* xd = reinterpret_cast<const float*>(xb + (8 * sb + j) * kPackedXBlockBytes);
+        const auto* xq = reinterpret_cast<const int32_t*>(xd + kXQ);
+        const auto* o16 = reinterpret_cast<const int32_t*>(xd + kO16);
+        __m512i s0 = _mm512_set1_epi32(o16[0]);
+        __m512i s1 = _mm512_set1_epi32(o16[kTile]);
+        for (int k = 0; k < kChunks / 2; ++k) {
+          s0 = _mm512_dpbusd_epi32(s0, q6_chunk(g, h, r, k), _mm512_set1_epi32(xq[k * kTile]));
+          s1 = _mm512_dpbusd_epi32(s1, q6_chunk(g, h, r, k + 4), _mm512_set1_epi32(xq[(k + 4) * kTile]));
+        }
+        const __m512 x = _mm512_set1_ps(xd[0]);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0), q6_scale(g, d, j, 0)), x, acc);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1), q6_scale(g, d, j, 1)), x, acc);
+      }
+  }
+}
 
-template <PackPanelFn kPack, int kOffset>
+using PackPanelFn = void (*)(const PanelRows&, int64_t b0, int nb, Panel&);
+// acc (16 rows) += blocks [b0, b0 + nb) against one token, xb at block b0 (fused_q6_k).
+using FusedOneFn = void (*)(const PanelRows&, int64_t b0, int nb, const uint8_t* xb, __m512& acc);
+
+template <PackPanelFn kPack, int kOffset, FusedOneFn kFusedOne = nullptr>
 void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
                  int64_t n_tokens, float* y, int64_t ldy) {
   const auto* w = static_cast<const uint8_t*>(vw);
@@ -388,6 +426,14 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
       // kPanelBlocks blocks are whole for every type (a Q6_K super-block spans 8).
       pr.ahead = b0 + kPanelBlocks < nb ? w_stride * kPanelBlocks / nb
                                         : kPanelRows * w_stride - w_stride * b0 / nb;
+      if (kFusedOne != nullptr && n_tokens == 1) {
+        __m512 v = _mm512_setzero_ps();
+        kFusedOne(pr, b0, pb, x + b0 * kPackedXBlockBytes, v);
+        float* yt = y + r0;
+        if (b0 > 0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pr.live, yt));
+        _mm512_mask_storeu_ps(yt, pr.live, v);
+        continue;
+      }
       kPack(pr, b0, pb, panel);
       for (int64_t tile = 0; tile < n_tiles; ++tile) {
         __m512 acc[kTile];
@@ -510,7 +556,7 @@ void fill_avx512_packed(KernelTable& t) {
   set(t, TensorType::Q5_1, packed_gemm<pack_q5_1, kSh>);
   set(t, TensorType::Q4_K, packed_gemm<pack_k4<BlockQ4K, false>, kS>);
   set(t, TensorType::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>);
-  set(t, TensorType::Q6_K, packed_gemm<pack_q6_k, kSplit>);
+  set(t, TensorType::Q6_K, packed_gemm<pack_q6_k, kSplit, fused_q6_k>);
 }
 
 }  // namespace hearth::kernels
