@@ -187,17 +187,21 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
   }
 }
 
-// The SIMD packed gemm computes exactly what its scalar twin (gemm_packed_ref.cpp) does:
-// the same bits, over whole and partial panels (n up to 264 blocks), tiles and tails.
+// The reference kernels with the packed gemm's scalar twin (gemm_packed_ref.cpp).
+KernelTable scalar_twin_table() {
+  KernelTable ref;
+  fill_ref_legacy(ref);
+  fill_ref_k(ref);
+  fill_ref_packed(ref);
+  return ref;
+}
+
 // pack_x (AVX-512, token tiles) holds the scalar twin's values (pack_x_ref, one block
 // record per token): scales, sums, o16 and quants, for full and partial tiles, an all-zero
 // block and quotients that land on .5 (rounded away from zero).
 TEST(PackedGemm, PackXEqualsScalarTwin) {
   if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
-  KernelTable ref;
-  fill_ref_legacy(ref);
-  fill_ref_k(ref);
-  fill_ref_packed(ref);
+  const KernelTable ref = scalar_twin_table();
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   struct RefBlock {  // gemm_packed_ref.cpp's XBlock
     float d, s, sh;
@@ -240,12 +244,11 @@ TEST(PackedGemm, PackXEqualsScalarTwin) {
   }
 }
 
+// The SIMD packed gemm computes exactly what its scalar twin (gemm_packed_ref.cpp) does:
+// the same bits, over whole and partial panels (n up to 264 blocks), tiles and tails.
 TEST(PackedGemm, BitIdenticalToScalarTwin) {
   if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
-  KernelTable ref;
-  fill_ref_legacy(ref);
-  fill_ref_k(ref);
-  fill_ref_packed(ref);
+  const KernelTable ref = scalar_twin_table();
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   for (TensorType wt : kPackedTypes) {
     const TypeKernels& pk = k(t, wt);
@@ -281,10 +284,7 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
 // give the scalar twin's bits: whole and partial 16-row groups, panels and tails.
 TEST(RowdotGemm, BitIdenticalToScalarTwin) {
   if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
-  KernelTable ref;
-  fill_ref_legacy(ref);
-  fill_ref_k(ref);
-  fill_ref_packed(ref);
+  const KernelTable ref = scalar_twin_table();
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
                         TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K}) {
