@@ -27,15 +27,19 @@ void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float*
                      int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
                      float* out, int64_t out_stride);
 
-// The portable code attention_heads runs where the CPU has no AVX-512, and its AVX-512
-// form (avx512/attention_avx512.cpp), which works on up to 4 heads at once (each K and V
-// row loaded once for all of them): the same bits (tests/kernels/gemm_test.cpp).
+// The portable code attention_heads runs where the CPU has neither AVX-512 nor AVX2, and
+// its AVX-512 and AVX2 forms (avx512/attention_avx512.cpp, avx2/f32_avx2.cpp), which work
+// on up to 4 heads at once (each K and V row loaded once for all of them): the same bits
+// (tests/kernels/gemm_test.cpp).
 void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
                               const float* v, int64_t stride, int64_t n_kv, int64_t hd,
                               float scale, float* scores, float* out, int64_t out_stride);
 void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
                             const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                             float* scores, float* out, int64_t out_stride);
+void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* k,
+                          const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+                          float* scores, float* out, int64_t out_stride);
 
 // One head with plain scalar loops and std::exp: the reference the test compares against.
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,

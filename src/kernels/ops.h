@@ -45,20 +45,23 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
 // y = x / sqrt(mean(x^2) + eps) * w   (n elements; y may alias x)
 // The sum of squares is in double, 8 lanes (lane l: i = l (mod 8), in order) then lanes
 // l += l + 4, 2, 1; y[i] = (x[i] * scale) * w[i] in f32. Its AVX-512 form
-// (avx512/activations_avx512.cpp) does the same operations: the same bits on every ISA.
+// (avx512/activations_avx512.cpp) and AVX2 form (avx2/f32_avx2.cpp) do the same operations:
+// the same bits on every ISA.
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);
 void rmsnorm_portable(const float* x, const float* w, float* y, int64_t n, float eps);
 void rmsnorm_avx512(const float* x, const float* w, float* y, int64_t n, float eps);
+void rmsnorm_avx2(const float* x, const float* w, float* y, int64_t n, float eps);
 // 1 / sqrt(sum_sq / n + eps), rounded to f32: the scale both forms use.
 float rmsnorm_scale(double sum_sq, int64_t n, float eps);
 // In place softmax over n values.
 void softmax(float* x, int64_t n);
 // out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp_fixed(-gate[i])) * up[i]
-// (out may alias gate or up). Its AVX-512 form (avx512/activations_avx512.cpp) does the
-// same f32 operations, so the bits do not depend on the ISA.
+// (out may alias gate or up). Its AVX-512 and AVX2 forms (avx512/activations_avx512.cpp,
+// avx2/f32_avx2.cpp) do the same f32 operations, so the bits do not depend on the ISA.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 void swiglu_portable(const float* gate, const float* up, float* out, int64_t n);
 void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
+void swiglu_avx2(const float* gate, const float* up, float* out, int64_t n);
 
 // exp(x) from f32 multiplies and adds only, so its AVX-512 form (avx512/exp_avx512.h) gives
 // the same bits: 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 (two-part ln 2) and p
@@ -67,8 +70,10 @@ void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
 float exp_fixed(float x);
 
 // Whether the AVX-512 forms of the f32 kernels (attention, SwiGLU, RMSNorm) run: the CPU has
-// AVX-512 and HEARTH_ISA does not ask for less. Their bits equal the portable code's.
+// AVX-512 and HEARTH_ISA does not ask for less; else whether their AVX2 forms
+// (avx2/f32_avx2.cpp) do. Their bits equal the portable code's.
 bool f32_avx512_forms();
+bool f32_avx2_forms();
 // Rotary embedding. rope_angles fills cs[2*i], cs[2*i+1] = cos, sin of
 // pos * freq_scale * freq_base^(-2i/rot_dim) for i < rot_dim/2 (once per position);
 // rope_apply rotates one head vector in place with them. neox=false: pairs (2i, 2i+1)

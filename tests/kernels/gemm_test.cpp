@@ -383,22 +383,29 @@ struct AttnCase {
   float scale() const { return 1.0f / std::sqrt(static_cast<float>(hd)); }
 };
 
-// The AVX-512 form of attention gives the portable code's bits (same operations, same
-// order, no FMA contraction), so attention does not depend on the ISA.
-TEST(Attention, Avx512FormBitIdenticalToPortable) {
-  if (!platform::cpu_features().avx512) GTEST_SKIP() << "no AVX-512";
+// The AVX-512 and AVX2 forms of attention give the portable code's bits (same operations,
+// same order, no FMA contraction), so attention does not depend on the ISA.
+TEST(Attention, SimdFormsBitIdenticalToPortable) {
+  const bool avx512 = platform::cpu_features().avx512, avx2 = platform::cpu_features().avx2;
+  if (!avx512 && !avx2) GTEST_SKIP() << "no AVX2";
   for (int64_t hd : {1, 7, 16, 64, 80, 128, 256}) {
-    for (int64_t n_kv : {1, 2, 5, 15, 16, 17, 33, 200}) {
+    for (int64_t n_kv : {1, 2, 5, 8, 15, 16, 17, 33, 200}) {
       for (int64_t n_q : {1, 3, 4, 7}) {
         const AttnCase c(hd, n_kv, n_q, static_cast<uint32_t>(hd * 1000 + n_kv * 10 + n_q));
-        std::vector<float> sc(static_cast<size_t>(n_q * n_kv)), a(c.q.size(), 9.0f), b(a);
-        attention_heads_avx512(c.q.data(), c.pitch, n_q, c.k.data(), c.v.data(), c.stride, n_kv, hd,
-                               c.scale(), sc.data(), a.data(), c.pitch);
+        std::vector<float> sc(static_cast<size_t>(n_q * n_kv)), want(c.q.size(), 9.0f);
         attention_heads_portable(c.q.data(), c.pitch, n_q, c.k.data(), c.v.data(), c.stride, n_kv,
-                                 hd, c.scale(), sc.data(), b.data(), c.pitch);
-        for (size_t d = 0; d < a.size(); ++d)
-          ASSERT_EQ(std::bit_cast<uint32_t>(a[d]), std::bit_cast<uint32_t>(b[d]))
-              << "hd=" << hd << " n_kv=" << n_kv << " n_q=" << n_q << " d=" << d;
+                                 hd, c.scale(), sc.data(), want.data(), c.pitch);
+        for (int form = 0; form < 2; ++form) {
+          if (form == 0 ? !avx512 : !avx2) continue;
+          std::vector<float> got(c.q.size(), 9.0f);
+          (form == 0 ? attention_heads_avx512 : attention_heads_avx2)(
+              c.q.data(), c.pitch, n_q, c.k.data(), c.v.data(), c.stride, n_kv, hd, c.scale(),
+              sc.data(), got.data(), c.pitch);
+          for (size_t d = 0; d < got.size(); ++d)
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[d]), std::bit_cast<uint32_t>(want[d]))
+                << (form == 0 ? "avx512" : "avx2") << " hd=" << hd << " n_kv=" << n_kv
+                << " n_q=" << n_q << " d=" << d;
+        }
       }
     }
   }
@@ -454,9 +461,9 @@ TEST(Attention, ExpFixedCloseToExp) {
   EXPECT_EQ(exp_fixed(NAN), 0.0f);
 }
 
-// SwiGLU's AVX-512 form gives the portable bits, and both are within a few ulp of the
+// SwiGLU's AVX-512 and AVX2 forms give the portable bits, and both are within a few ulp of the
 // formula with std::exp; large, tiny and non-finite gates included.
-TEST(Swiglu, Avx512FormBitIdenticalToPortableAndCloseToExp) {
+TEST(Swiglu, SimdFormsBitIdenticalToPortableAndCloseToExp) {
   std::vector<float> g = random_floats(1000, 7, 0.0f), u = random_floats(1000, 8, 0.0f);
   for (size_t i = 0; i < g.size(); ++i) g[i] *= 8.0f;
   const float special[] = {0.0f, -0.0f, 88.5f, -88.5f, 100.0f, -100.0f, 1e30f, -1e30f, INFINITY};
@@ -469,6 +476,12 @@ TEST(Swiglu, Avx512FormBitIdenticalToPortableAndCloseToExp) {
       for (int64_t i = 0; i < n; ++i)
         ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << n << " " << i;
     }
+    if (platform::cpu_features().avx2) {
+      std::vector<float> c(static_cast<size_t>(n), 9.0f);
+      swiglu_avx2(g.data(), u.data(), c.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(c[i])) << "avx2 " << n << " " << i;
+    }
     for (int64_t i = 0; i < n; ++i) {
       const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
       if (std::isinf(want))
@@ -479,8 +492,8 @@ TEST(Swiglu, Avx512FormBitIdenticalToPortableAndCloseToExp) {
   }
 }
 
-// RMSNorm's AVX-512 form gives the portable bits, both close to the formula in double.
-TEST(Rmsnorm, Avx512FormBitIdenticalToPortableAndCloseToFormula) {
+// RMSNorm's AVX-512 and AVX2 forms give the portable bits, both close to the formula in double.
+TEST(Rmsnorm, SimdFormsBitIdenticalToPortableAndCloseToFormula) {
   const std::vector<float> x = random_floats(2048, 9, 0.3f), w = random_floats(2048, 10, 1.0f);
   for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 576, 2048}) {
     std::vector<float> a(static_cast<size_t>(n), 9.0f), b(a);
@@ -489,6 +502,12 @@ TEST(Rmsnorm, Avx512FormBitIdenticalToPortableAndCloseToFormula) {
       rmsnorm_avx512(x.data(), w.data(), b.data(), n, 1e-5f);
       for (int64_t i = 0; i < n; ++i)
         ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << n << " " << i;
+    }
+    if (platform::cpu_features().avx2) {
+      std::vector<float> c(static_cast<size_t>(n), 9.0f);
+      rmsnorm_avx2(x.data(), w.data(), c.data(), n, 1e-5f);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(c[i])) << "avx2 " << n << " " << i;
     }
     double ss = 0;
     for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
