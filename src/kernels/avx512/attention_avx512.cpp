@@ -21,6 +21,7 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "kernels/attention_groups.h"
 #include "kernels/avx512/exp_avx512.h"
 
 namespace hearth::kernels {
@@ -136,36 +137,21 @@ void heads(const float* q, int64_t q_stride, const float* k, const float* v, int
   }
 }
 
-template <int C>
-void heads_c(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
-             int64_t stride, int64_t n_kv, float scale, float* scores, float* out,
-             int64_t out_stride) {
-  for (int64_t i = 0; i < n_q; i += 4) {
-    const float* qi = q + i * q_stride;
-    float* oi = out + i * out_stride;
-    float* si = scores + i * n_kv;
-    switch (std::min<int64_t>(4, n_q - i)) {
-      case 1: heads<1, C>(qi, q_stride, k, v, stride, n_kv, scale, si, oi, out_stride); break;
-      case 2: heads<2, C>(qi, q_stride, k, v, stride, n_kv, scale, si, oi, out_stride); break;
-      case 3: heads<3, C>(qi, q_stride, k, v, stride, n_kv, scale, si, oi, out_stride); break;
-      default: heads<4, C>(qi, q_stride, k, v, stride, n_kv, scale, si, oi, out_stride); break;
-    }
+// attention_groups' kernel (attention_groups.h).
+struct Heads {
+  template <int NQ, int C>
+  static void run(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
+                  int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
+    heads<NQ, C>(q, q_stride, k, v, stride, n_kv, scale, scores, out, out_stride);
   }
-}
+};
 
 }  // namespace
 
 void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
                             const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                             float* scores, float* out, int64_t out_stride) {
-  switch (hd) {
-    case 64: return heads_c<4>(q, q_stride, n_q, k, v, stride, n_kv, scale, scores, out, out_stride);
-    case 128: return heads_c<8>(q, q_stride, n_q, k, v, stride, n_kv, scale, scores, out, out_stride);
-    case 256: return heads_c<16>(q, q_stride, n_q, k, v, stride, n_kv, scale, scores, out, out_stride);
-    default:  // other head sizes: the portable code is the definition
-      return attention_heads_portable(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out,
-                                      out_stride);
-  }
+  attention_groups<Heads>(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out, out_stride);
 }
 
 }  // namespace hearth::kernels
