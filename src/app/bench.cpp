@@ -65,10 +65,12 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
   if (p.reps < 1 || p.reps > 1000) return make_error("--reps {} is out of range (1 to 1000)", p.reps);
   if (p.n_parallel < 1 || p.n_parallel > 64)
     return make_error("--parallel {} is out of range (1 to 64)", p.n_parallel);
+  if (p.depth < 0) return make_error("--depth must not be negative");
+  if (p.depth > 0 && p.n_parallel > 1) return make_error("--depth works with --parallel 1 only");
   const engine::HParams& hp = model.hparams();
   engine::ContextParams cp;
-  cp.n_ctx = std::max<int64_t>(p.n_prompt, p.n_gen);
-  cp.n_batch = std::max<int64_t>(p.n_prompt, 1);  // the whole prompt in one forward call
+  cp.n_ctx = p.depth + std::max<int64_t>(p.n_prompt, p.n_gen);
+  cp.n_batch = std::max<int64_t>({p.n_prompt, p.depth, 1});  // each prompt in one forward call
   cp.n_threads = p.n_threads;
   if (cp.n_ctx > hp.n_ctx_train)
     return make_error("{} tokens do not fit in this model's training context ({})", cp.n_ctx,
@@ -82,6 +84,15 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
   std::vector<int32_t> prompt(static_cast<size_t>(p.n_prompt));
   for (int32_t& t : prompt) t = tok(rng);
   std::vector<int32_t> one(1, tok(rng));
+  std::vector<int32_t> context(static_cast<size_t>(p.depth));
+  for (int32_t& t : context) t = tok(rng);
+  // Empties the cache, then fills it with the --depth tokens (untimed).
+  auto reset = [&]() -> Status {
+    c.truncate(0);
+    if (p.depth == 0) return {};
+    return c.eval(context);
+  };
+  const std::string at = p.depth > 0 ? fmt::format("@d{}", p.depth) : "";
 
   BenchResult r;
   r.n_threads = c.n_threads();
@@ -95,9 +106,9 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
   c.truncate(0);
 
   if (p.n_prompt > 0) {
-    BenchStat st = make_stat(fmt::format("pp{}", p.n_prompt), p.n_prompt);
+    BenchStat st = make_stat(fmt::format("pp{}{}", p.n_prompt, at), p.n_prompt);
     for (int rep = 0; rep < p.reps; ++rep) {
-      c.truncate(0);
+      if (Status s = reset(); !s) return Error{s.error()};
       const auto t0 = Clock::now();
       if (Status s = c.eval(prompt); !s) return Error{s.error()};
       st.tokens_per_s.push_back(static_cast<double>(p.n_prompt) / seconds_since(t0));
@@ -138,9 +149,9 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
     mean_stddev(st.tokens_per_s, &st.mean, &st.stddev);
     r.tests.push_back(std::move(st));
   } else if (p.n_gen > 0) {
-    BenchStat st = make_stat(fmt::format("tg{}", p.n_gen), p.n_gen);
+    BenchStat st = make_stat(fmt::format("tg{}{}", p.n_gen, at), p.n_gen);
     for (int rep = 0; rep < p.reps; ++rep) {
-      c.truncate(0);
+      if (Status s = reset(); !s) return Error{s.error()};
       const auto t0 = Clock::now();
       for (int64_t i = 0; i < p.n_gen; ++i)
         if (Status s = c.eval(one); !s) return Error{s.error()};

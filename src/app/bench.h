@@ -19,6 +19,8 @@ namespace hearth::app {
 struct BenchParams {
   int64_t n_prompt = 512;  // pp test: one batch of this many tokens; 0 = skip
   int64_t n_gen = 128;     // tg test: this many single-token evals from position 0; 0 = skip
+  int64_t depth = 0;       // both tests start after this many tokens already in the cache
+                           // (evaluated untimed first), as llama-bench's -d; --parallel 1 only
   int n_parallel = 1;      // tg test: sequences decoded together, one token each per forward
                            // pass (what `serve --parallel` batches); tokens/s is their sum
   int reps = 3;
@@ -28,7 +30,7 @@ struct BenchParams {
 
 // One test's repetitions: tokens/s of each, and their mean and (sample) standard deviation.
 struct BenchStat {
-  std::string name;  // "pp512", "tg128", "tg128x8" (8 sequences together)
+  std::string name;  // "pp512", "tg128", "tg128x8" (8 sequences together), "tg128@d1024"
   int64_t n_tokens = 0;
   std::vector<double> tokens_per_s;
   double mean = 0, stddev = 0;

@@ -26,6 +26,10 @@ void register_bench(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("-n,--gen-tokens", o->bench.n_gen, "Decode test: tokens generated one at a time; 0 = skip")
       ->capture_default_str();
+  cmd->add_option("-d,--depth", o->bench.depth,
+                  "Tokens already in the cache when each test starts (evaluated untimed first; "
+                  "decode at a long context); --parallel 1 only")
+      ->capture_default_str();
   cmd->add_option("--parallel", o->bench.n_parallel,
                   "Decode test: sequences decoded together in one batch (as `serve --parallel`); "
                   "reports their summed tokens/s")

@@ -1,4 +1,4 @@
-"""`hearth bench`: the JSON report's shape, the --parallel decode test, and bad arguments.
+"""`hearth bench`: the JSON report's shape, the --parallel and --depth tests, and bad arguments.
 
 Speeds are not asserted (they live in BENCHMARKS.md); only that each test ran and reported
 positive rates. Environment as in test_forward.py (HEARTH_BIN, HEARTH_MODELS).
@@ -46,6 +46,15 @@ def test_parallel_decode_counts_every_sequence():
     assert t["test"] == "tg4x3" and t["n_tokens"] == 12 and t["tokens_per_s"][0] > 0
 
 
+def test_depth_starts_each_test_after_cached_tokens():
+    # llama-bench's -d: the cache holds 40 tokens (evaluated untimed) when each test starts.
+    r = bench(str(MODEL), "-p", "8", "-n", "4", "-d", "40", "-r", "1", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    tests = {t["test"]: t for t in json.loads(r.stdout)["tests"]}
+    assert set(tests) == {"pp8@d40", "tg4@d40"}
+    assert all(t["mean"] > 0 for t in tests.values())
+
+
 def test_progress_goes_to_stderr_and_table_to_stdout():
     r = bench(str(MODEL), "-p", "8", "-n", "0", "-r", "1")
     assert r.returncode == 0, r.stderr
@@ -59,6 +68,9 @@ def test_progress_goes_to_stderr_and_table_to_stdout():
     (["-r", "0"], "--reps 0 is out of range"),
     (["-t", "-1"], "--threads -1 is out of range"),
     (["-p", "-5"], "must not be negative"),
+    (["-d", "-1"], "--depth must not be negative"),
+    (["-d", "8", "--parallel", "2"], "--depth works with --parallel 1 only"),
+    (["-d", "9000", "-p", "0", "-n", "8"], "do not fit in this model's training context"),
 ])
 def test_bad_arguments_are_one_line_errors(args, needle):
     r = bench(str(MODEL), *args)
