@@ -1,5 +1,6 @@
 #include "engine/arch/batch.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/ops.h"
@@ -10,6 +11,12 @@ int64_t batch_rows(const SeqTokens* seqs, int n_seqs) {
   int64_t rows = 0;
   for (int s = 0; s < n_seqs; ++s) rows += seqs[s].n_tokens;
   return rows;
+}
+
+int64_t batch_max_kv(const SeqTokens* seqs, int n_seqs) {
+  int64_t m = 0;
+  for (int s = 0; s < n_seqs; ++s) m = std::max(m, seqs[s].state->n_past + seqs[s].n_tokens);
+  return m;
 }
 
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i) {

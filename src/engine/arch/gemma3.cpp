@@ -145,10 +145,10 @@ class Gemma3 final : public ArchModel {
 
       // Token i of a sequence, at position p, sees its cache rows [0, p] on a global layer
       // and [max(0, p + 1 - window), p] on a local one. A work item is one row and `per`
-      // query heads of one KV head: all n_rep of them when there are enough items to share
-      // out, so each K and V row is read once for them all; one otherwise (decode). The
-      // bits are the same either way.
-      const int64_t per = B * hp.n_head_kv >= 4 * pool.size() ? n_rep : 1;
+      // query heads of one KV head: all n_rep of them (each K and V row read once for them
+      // all) or one (group_attention_heads, batch.h). The bits are the same.
+      const int64_t per =
+          group_attention_heads(B, hp.n_head_kv, pool.size(), batch_max_kv(seqs, n_seqs)) ? n_rep : 1;
       const int64_t items_per_row = hp.n_head / per;
       pool.run_items(B * items_per_row, [&](int64_t w, int ti) {
         const int64_t t = w / items_per_row, hh = w % items_per_row * per, kvh = hh / n_rep;
