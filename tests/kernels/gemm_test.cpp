@@ -16,6 +16,7 @@
 #include "kernels/ops.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
+#include "../support/kernel_test_util.h"
 
 namespace hearth::kernels {
 namespace {
@@ -46,19 +47,11 @@ struct NamedTable {
 };
 
 KernelTable filled(const char* cap, void (*legacy)(KernelTable&), void (*gemm)(KernelTable&)) {
-  const char* old = std::getenv("HEARTH_ISA");
-  const std::string saved = old ? old : "";
-  if (cap)
-    setenv("HEARTH_ISA", cap, 1);
-  else
-    unsetenv("HEARTH_ISA");
   KernelTable t = ref_table();
-  legacy(t);
-  gemm(t);
-  if (old)
-    setenv("HEARTH_ISA", saved.c_str(), 1);
-  else
-    unsetenv("HEARTH_ISA");
+  test::with_isa_cap(cap, t, [&](KernelTable& x) {
+    legacy(x);
+    gemm(x);
+  });
   return t;
 }
 
@@ -74,11 +67,7 @@ std::vector<NamedTable> gemm_tables() {
 }
 
 std::vector<float> random_floats(int64_t n, uint32_t seed, float mean) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(mean, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
+  return test::random_normal(n, seed, mean, 1.0f);
 }
 
 // Rows of `type`, quantized by the reference from random floats.

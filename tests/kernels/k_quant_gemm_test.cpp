@@ -11,16 +11,13 @@
 
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
+#include "../support/kernel_test_util.h"
 
 namespace hearth::kernels {
 namespace {
 
 std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.1f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
+  return test::random_normal(n, seed, 0.1f, 1.0f);
 }
 
 std::vector<uint8_t> quantized(TensorType type, int64_t rows, int64_t n, uint32_t seed) {
@@ -34,19 +31,9 @@ std::vector<uint8_t> quantized(TensorType type, int64_t rows, int64_t n, uint32_
 
 // The reference K fill, then the AVX-512 one under HEARTH_ISA = cap (null: uncapped).
 KernelTable avx512_k_table(const char* cap) {
-  const char* old = std::getenv("HEARTH_ISA");
-  const std::string saved = old ? old : "";
-  if (cap)
-    setenv("HEARTH_ISA", cap, 1);
-  else
-    unsetenv("HEARTH_ISA");
   KernelTable t;
   fill_ref_k(t);
-  fill_avx512_k(t);
-  if (old)
-    setenv("HEARTH_ISA", saved.c_str(), 1);
-  else
-    unsetenv("HEARTH_ISA");
+  test::with_isa_cap(cap, t, fill_avx512_k);
   return t;
 }
 

@@ -16,6 +16,7 @@
 #include "kernels/half.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
+#include "../support/kernel_test_util.h"
 
 namespace hearth::kernels {
 namespace {
@@ -396,22 +397,14 @@ std::vector<SimdTable> simd_tables() {
   }
   if (cpu.avx512) {
     // HEARTH_ISA=avx512 turns the VNNI variants off; build both when the CPU has VNNI.
-    const char* old = std::getenv("HEARTH_ISA");
-    const std::string saved = old ? old : "";
-    setenv("HEARTH_ISA", "avx512", 1);
     SimdTable s{"avx512", {}};
-    fill_avx512_k(s.table);
+    test::with_isa_cap("avx512", s.table, fill_avx512_k);
     out.push_back(s);
     if (cpu.avx512_vnni) {
-      unsetenv("HEARTH_ISA");
       SimdTable v{"avx512_vnni", {}};
-      fill_avx512_k(v.table);
+      test::with_isa_cap(nullptr, v.table, fill_avx512_k);
       out.push_back(v);
     }
-    if (old)
-      setenv("HEARTH_ISA", saved.c_str(), 1);
-    else
-      unsetenv("HEARTH_ISA");
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "kernels/half.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
+#include "../support/kernel_test_util.h"
 
 namespace hearth::kernels {
 namespace {
@@ -46,21 +47,11 @@ struct NamedTable {
   KernelTable table;
 };
 
-// Runs fill with HEARTH_ISA set to cap (nullptr: unset), restoring the variable after.
+// The reference table, then fill under HEARTH_ISA = cap (nullptr: uncapped).
 template <class Fill>
 KernelTable fill_with_cap(const char* cap, Fill fill) {
-  const char* old = std::getenv("HEARTH_ISA");
-  const std::string saved = old ? old : "";
-  if (cap)
-    setenv("HEARTH_ISA", cap, 1);
-  else
-    unsetenv("HEARTH_ISA");
   KernelTable t = ref_table();
-  fill(t);
-  if (old)
-    setenv("HEARTH_ISA", saved.c_str(), 1);
-  else
-    unsetenv("HEARTH_ISA");
+  test::with_isa_cap(cap, t, fill);
   return t;
 }
 
@@ -75,11 +66,7 @@ std::vector<NamedTable> simd_tables() {
 }
 
 std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
+  return test::random_normal(n, seed, 0.0f, scale);
 }
 
 std::vector<uint8_t> quantize(const KernelTable& t, TensorType type, const std::vector<float>& x) {
