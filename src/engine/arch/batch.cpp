@@ -13,10 +13,12 @@ int64_t batch_rows(const SeqTokens* seqs, int n_seqs) {
   return rows;
 }
 
-int64_t batch_max_kv(const SeqTokens* seqs, int n_seqs) {
-  int64_t m = 0;
-  for (int s = 0; s < n_seqs; ++s) m = std::max(m, seqs[s].state->n_past + seqs[s].n_tokens);
-  return m;
+int64_t attention_heads_per_item(const SeqTokens* seqs, int n_seqs, int64_t n_head_kv,
+                                 int64_t n_rep, int n_threads) {
+  int64_t max_kv = 0;
+  for (int s = 0; s < n_seqs; ++s) max_kv = std::max(max_kv, seqs[s].state->n_past + seqs[s].n_tokens);
+  const bool group = batch_rows(seqs, n_seqs) * n_head_kv >= 4 * n_threads || max_kv >= kGroupHeadsFromKv;
+  return group ? n_rep : 1;
 }
 
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i) {

@@ -12,18 +12,15 @@ namespace hearth::engine {
 // Total rows of the batch.
 int64_t batch_rows(const SeqTokens* seqs, int n_seqs);
 
-// The longest cache any row of the batch attends to: max over sequences of n_past + n_tokens.
-int64_t batch_max_kv(const SeqTokens* seqs, int n_seqs);
-
-// Attention work items take all n_rep query heads of a KV head (each K/V row read once for
-// them) when there are enough items to share out over the threads, or when the cache is
-// this long: then reading K and V, not arithmetic, bounds decode (135M decode at 1,024
-// cached tokens: 150 t/s with one head per item, 160 grouped; 3,000: 96 vs 103). Only a
-// speed choice: the bits are the same either way.
+// How many of a KV head's n_rep query heads one attention work item takes: all of them
+// (each K/V row read once for them all) when there are enough items to share out over the
+// threads, or once some sequence's cache holds kGroupHeadsFromKv tokens: reading K and V,
+// not arithmetic, then bounds decode (135M decode at 1,024 cached tokens: 150 t/s with one
+// head per item, 160 grouped; 3,000: 96 vs 103). Otherwise one. Only a speed choice: the
+// bits are the same either way.
 constexpr int64_t kGroupHeadsFromKv = 512;
-inline bool group_attention_heads(int64_t rows, int64_t n_head_kv, int n_threads, int64_t max_kv) {
-  return rows * n_head_kv >= 4 * n_threads || max_kv >= kGroupHeadsFromKv;
-}
+int64_t attention_heads_per_item(const SeqTokens* seqs, int n_seqs, int64_t n_head_kv,
+                                 int64_t n_rep, int n_threads);
 
 // The sequence that batch row t belongs to; i is set to the token's index within it.
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i);

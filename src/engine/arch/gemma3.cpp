@@ -118,6 +118,10 @@ class Gemma3 final : public ArchModel {
         kernels::rope_angles(rope_global + r * rd, rd, pos, hp.rope_base, hp.rope_scale);
       }
 
+    // Query heads per attention work item, the same for every layer (batch.h).
+    const int64_t per = attention_heads_per_item(seqs, n_seqs, hp.n_head_kv, n_rep, pool.size());
+    const int64_t items_per_row = hp.n_head / per;
+
     for (int64_t il = 0; il < hp.n_layer; ++il) {
       const Layer& L = layers[il];
       const float* rope_cs = L.global ? rope_global : rope_local;
@@ -146,10 +150,7 @@ class Gemma3 final : public ArchModel {
       // Token i of a sequence, at position p, sees its cache rows [0, p] on a global layer
       // and [max(0, p + 1 - window), p] on a local one. A work item is one row and `per`
       // query heads of one KV head: all n_rep of them (each K and V row read once for them
-      // all) or one (group_attention_heads, batch.h). The bits are the same.
-      const int64_t per =
-          group_attention_heads(B, hp.n_head_kv, pool.size(), batch_max_kv(seqs, n_seqs)) ? n_rep : 1;
-      const int64_t items_per_row = hp.n_head / per;
+      // all) or one (attention_heads_per_item, batch.h). The bits are the same.
       pool.run_items(B * items_per_row, [&](int64_t w, int ti) {
         const int64_t t = w / items_per_row, hh = w % items_per_row * per, kvh = hh / n_rep;
         int64_t i;
