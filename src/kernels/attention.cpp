@@ -63,10 +63,9 @@ void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, con
 void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
                      int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
                      float* out, int64_t out_stride) {
-  (f32_avx512_forms() ? attention_heads_avx512
-   : f32_avx2_forms() ? attention_heads_avx2
-                      : attention_heads_portable)(q, q_stride, n_q, k, v, stride, n_kv,
-                                                                 hd, scale, scores, out, out_stride);
+  static const auto form =
+      f32_form(attention_heads_avx512, attention_heads_avx2, attention_heads_portable);
+  form(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out, out_stride);
 }
 
 void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,

@@ -209,7 +209,8 @@ float rmsnorm_scale(double sum_sq, int64_t n, float eps) {
 }
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  (f32_avx512_forms() ? rmsnorm_avx512 : f32_avx2_forms() ? rmsnorm_avx2 : rmsnorm_portable)(x, w, y, n, eps);
+  static const auto form = f32_form(rmsnorm_avx512, rmsnorm_avx2, rmsnorm_portable);
+  form(x, w, y, n, eps);
 }
 
 void softmax(float* x, int64_t n) {
@@ -265,7 +266,8 @@ void swiglu_portable(const float* gate, const float* up, float* out, int64_t n) 
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
-  (f32_avx512_forms() ? swiglu_avx512 : f32_avx2_forms() ? swiglu_avx2 : swiglu_portable)(gate, up, out, n);
+  static const auto form = f32_form(swiglu_avx512, swiglu_avx2, swiglu_portable);
+  form(gate, up, out, n);
 }
 
 void rope_angles(float* cs, int64_t rot_dim, int64_t pos, float freq_base, float freq_scale,

@@ -74,6 +74,11 @@ float exp_fixed(float x);
 // (avx2/f32_avx2.cpp) do. Their bits equal the portable code's.
 bool f32_avx512_forms();
 bool f32_avx2_forms();
+// The form of an f32 kernel to run: its AVX-512, AVX2 or portable function, by the above.
+template <class Fn>
+Fn f32_form(Fn avx512, Fn avx2, Fn portable) {
+  return f32_avx512_forms() ? avx512 : f32_avx2_forms() ? avx2 : portable;
+}
 // Rotary embedding. rope_angles fills cs[2*i], cs[2*i+1] = cos, sin of
 // pos * freq_scale * freq_base^(-2i/rot_dim) for i < rot_dim/2 (once per position);
 // rope_apply rotates one head vector in place with them. neox=false: pairs (2i, 2i+1)

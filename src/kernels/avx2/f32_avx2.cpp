@@ -72,93 +72,86 @@ inline void lane_trees16(const __m256* s8, float* out) {
   _mm256_storeu_ps(out + 8, _mm256_permutevar8x32_ps(z[1], order));
 }
 
-// NQ heads (1..4) of C * 16 dimensions each.
-template <int NQ, int C>
-void heads(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
-           int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-  float mx[NQ];
-  for (int i = 0; i < NQ; ++i) mx[i] = -INFINITY;
-
-  for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
-    const int nk = static_cast<int>(std::min<int64_t>(16, n_kv - j0));
-    __m256 s8[NQ][16];
-    for (int jj = 0; jj < 16; ++jj) {
-      if (jj >= nk) {
-        for (int i = 0; i < NQ; ++i) s8[i][jj] = _mm256_setzero_ps();
-        continue;
-      }
-      const float* kj = k + (j0 + jj) * stride;
-      __m256 lo[NQ], hi[NQ];
-      for (int i = 0; i < NQ; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-      for (int c = 0; c < C; ++c) {
-        const __m256 klo = _mm256_loadu_ps(kj + 16 * c), khi = _mm256_loadu_ps(kj + 16 * c + 8);
-        for (int i = 0; i < NQ; ++i) {
-          const float* qi = q + i * q_stride + 16 * c;
-          lo[i] = _mm256_add_ps(lo[i], _mm256_mul_ps(_mm256_loadu_ps(qi), klo));
-          hi[i] = _mm256_add_ps(hi[i], _mm256_mul_ps(_mm256_loadu_ps(qi + 8), khi));
-        }
-      }
-      for (int i = 0; i < NQ; ++i) s8[i][jj] = _mm256_add_ps(lo[i], hi[i]);  // lanes l, l + 8
-    }
-    for (int i = 0; i < NQ; ++i) {
-      alignas(32) float s[16];
-      lane_trees16(s8[i], s);
-      float* si = scores + i * n_kv + j0;
-      for (int jj = 0; jj < nk; ++jj) {
-        si[jj] = s[jj] * scale;
-        mx[i] = std::max(mx[i], si[jj]);
-      }
-    }
-  }
-
-  // e_j = exp_fixed(s_j - max) in place, and their 16-lane sum (halves: keys 0-7 and 8-15
-  // of each 16).
-  float inv[NQ];
-  for (int i = 0; i < NQ; ++i) {
-    const __m256 vmax = _mm256_set1_ps(mx[i]);
-    float* s = scores + i * n_kv;
-    __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t j0 = 0; j0 < n_kv; j0 += 8) {
-      const __m256i m = tail8(n_kv - j0);
-      const __m256 x = _mm256_maskload_ps(s + j0, m);
-      const __m256 e = _mm256_and_ps(exp8_fixed(_mm256_sub_ps(x, vmax)), _mm256_castsi256_ps(m));
-      _mm256_maskstore_ps(s + j0, m, e);
-      sum[(j0 / 8) % 2] = _mm256_add_ps(sum[(j0 / 8) % 2], e);  // tail lanes add +0
-    }
-    inv[i] = 1.0f / lane_tree(sum[0], sum[1]);
-  }
-
-  // out = (sum_j e_j v_j) * inv, 32 dimensions and up to 2 heads at a time (16 registers).
-  for (int i0 = 0; i0 < NQ; i0 += 2) {
-    const int nq = std::min(2, NQ - i0);
-    for (int d0 = 0; d0 < 16 * C; d0 += 32) {
-      __m256 acc[2][4];
-      for (auto& a : acc)
-        for (__m256& x : a) x = _mm256_setzero_ps();
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* vj = v + j * stride + d0;
-        __m256 vc[4];
-        for (int c = 0; c < 4; ++c) vc[c] = _mm256_loadu_ps(vj + 8 * c);
-        for (int i = 0; i < nq; ++i) {
-          const __m256 e = _mm256_set1_ps(scores[(i0 + i) * n_kv + j]);
-          for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_add_ps(acc[i][c], _mm256_mul_ps(e, vc[c]));
-        }
-      }
-      for (int i = 0; i < nq; ++i) {
-        const __m256 vi = _mm256_set1_ps(inv[i0 + i]);
-        for (int c = 0; c < 4; ++c)
-          _mm256_storeu_ps(out + (i0 + i) * out_stride + d0 + 8 * c, _mm256_mul_ps(acc[i][c], vi));
-      }
-    }
-  }
-}
-
-// attention_groups' kernel (attention_groups.h).
+// attention_groups' kernel (attention_groups.h): NQ heads (1..4) of C * 16 dimensions each.
 struct Heads {
   template <int NQ, int C>
   static void run(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
                   int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-    heads<NQ, C>(q, q_stride, k, v, stride, n_kv, scale, scores, out, out_stride);
+    float mx[NQ];
+    for (int i = 0; i < NQ; ++i) mx[i] = -INFINITY;
+
+    for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
+      const int nk = static_cast<int>(std::min<int64_t>(16, n_kv - j0));
+      __m256 s8[NQ][16];
+      for (int jj = 0; jj < 16; ++jj) {
+        if (jj >= nk) {
+          for (int i = 0; i < NQ; ++i) s8[i][jj] = _mm256_setzero_ps();
+          continue;
+        }
+        const float* kj = k + (j0 + jj) * stride;
+        __m256 lo[NQ], hi[NQ];
+        for (int i = 0; i < NQ; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
+        for (int c = 0; c < C; ++c) {
+          const __m256 klo = _mm256_loadu_ps(kj + 16 * c), khi = _mm256_loadu_ps(kj + 16 * c + 8);
+          for (int i = 0; i < NQ; ++i) {
+            const float* qi = q + i * q_stride + 16 * c;
+            lo[i] = _mm256_add_ps(lo[i], _mm256_mul_ps(_mm256_loadu_ps(qi), klo));
+            hi[i] = _mm256_add_ps(hi[i], _mm256_mul_ps(_mm256_loadu_ps(qi + 8), khi));
+          }
+        }
+        for (int i = 0; i < NQ; ++i) s8[i][jj] = _mm256_add_ps(lo[i], hi[i]);  // lanes l, l + 8
+      }
+      for (int i = 0; i < NQ; ++i) {
+        alignas(32) float s[16];
+        lane_trees16(s8[i], s);
+        float* si = scores + i * n_kv + j0;
+        for (int jj = 0; jj < nk; ++jj) {
+          si[jj] = s[jj] * scale;
+          mx[i] = std::max(mx[i], si[jj]);
+        }
+      }
+    }
+
+    // e_j = exp_fixed(s_j - max) in place, and their 16-lane sum (halves: keys 0-7 and 8-15
+    // of each 16).
+    float inv[NQ];
+    for (int i = 0; i < NQ; ++i) {
+      const __m256 vmax = _mm256_set1_ps(mx[i]);
+      float* s = scores + i * n_kv;
+      __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int64_t j0 = 0; j0 < n_kv; j0 += 8) {
+        const __m256i m = tail8(n_kv - j0);
+        const __m256 x = _mm256_maskload_ps(s + j0, m);
+        const __m256 e = _mm256_and_ps(exp8_fixed(_mm256_sub_ps(x, vmax)), _mm256_castsi256_ps(m));
+        _mm256_maskstore_ps(s + j0, m, e);
+        sum[(j0 / 8) % 2] = _mm256_add_ps(sum[(j0 / 8) % 2], e);  // tail lanes add +0
+      }
+      inv[i] = 1.0f / lane_tree(sum[0], sum[1]);
+    }
+
+    // out = (sum_j e_j v_j) * inv, 32 dimensions and up to 2 heads at a time (16 registers).
+    for (int i0 = 0; i0 < NQ; i0 += 2) {
+      const int nq = std::min(2, NQ - i0);
+      for (int d0 = 0; d0 < 16 * C; d0 += 32) {
+        __m256 acc[2][4];
+        for (auto& a : acc)
+          for (__m256& x : a) x = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n_kv; ++j) {
+          const float* vj = v + j * stride + d0;
+          __m256 vc[4];
+          for (int c = 0; c < 4; ++c) vc[c] = _mm256_loadu_ps(vj + 8 * c);
+          for (int i = 0; i < nq; ++i) {
+            const __m256 e = _mm256_set1_ps(scores[(i0 + i) * n_kv + j]);
+            for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_add_ps(acc[i][c], _mm256_mul_ps(e, vc[c]));
+          }
+        }
+        for (int i = 0; i < nq; ++i) {
+          const __m256 vi = _mm256_set1_ps(inv[i0 + i]);
+          for (int c = 0; c < 4; ++c)
+            _mm256_storeu_ps(out + (i0 + i) * out_stride + d0 + 8 * c, _mm256_mul_ps(acc[i][c], vi));
+        }
+      }
+    }
   }
 };
 

@@ -13,14 +13,6 @@
 #include "kernels/ops.h"
 
 namespace hearth::kernels {
-namespace {
-
-// Lanes of the 16 elements from here that are inside the row (r of them remain).
-inline __mmask16 tail16(int64_t r) {
-  return r >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << r) - 1);
-}
-
-}  // namespace
 
 void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);

@@ -27,8 +27,6 @@
 namespace hearth::kernels {
 namespace {
 
-inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1); }
-
 // Loads a K or V row chunk into a register once for all heads: without this the compiler
 // folds the load into each head's multiply, loading it up to 4 times.
 inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
@@ -62,87 +60,80 @@ inline float lane_tree(__m512 acc) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));  // lane 0 += lane 1
 }
 
-// NQ heads (1..4) of C * 16 dimensions each.
-template <int NQ, int C>
-void heads(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
-           int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-  const __m512 vscale = _mm512_set1_ps(scale);
-  __m512 mx[NQ];
-  for (int i = 0; i < NQ; ++i) mx[i] = _mm512_set1_ps(-INFINITY);
-
-  // Scores, 16 keys at a time.
-  for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
-    const int nk = static_cast<int>(std::min<int64_t>(16, n_kv - j0));
-    __m512 acc[NQ][16];
-    for (int jj = 0; jj < nk; ++jj) {
-      const float* kj = k + (j0 + jj) * stride;
-      __m512 a[NQ];
-      for (int i = 0; i < NQ; ++i) a[i] = _mm512_setzero_ps();
-      for (int c = 0; c < C; ++c) {
-        __m512 kc = _mm512_loadu_ps(kj + 16 * c);
-        keep_in_register(kc);
-        for (int i = 0; i < NQ; ++i)
-          a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(_mm512_loadu_ps(q + i * q_stride + 16 * c), kc));
-      }
-      for (int i = 0; i < NQ; ++i) acc[i][jj] = a[i];
-    }
-    for (int jj = nk; jj < 16; ++jj)
-      for (int i = 0; i < NQ; ++i) acc[i][jj] = _mm512_setzero_ps();
-    const __mmask16 m = tail_mask(nk);
-    for (int i = 0; i < NQ; ++i) {
-      const __m512 s = _mm512_mul_ps(lane_trees16(acc[i]), vscale);
-      _mm512_mask_storeu_ps(scores + i * n_kv + j0, m, s);
-      mx[i] = _mm512_mask_max_ps(mx[i], m, mx[i], s);
-    }
-  }
-
-  // e_j = exp_fixed(s_j - max), in place, and their 16-lane sum.
-  float inv[NQ];
-  for (int i = 0; i < NQ; ++i) {
-    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]));
-    float* s = scores + i * n_kv;
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
-      const __mmask16 m = tail_mask(std::min<int64_t>(16, n_kv - j0));
-      const __m512 e = _mm512_maskz_mov_ps(m, exp16_fixed(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j0), vmax)));
-      _mm512_mask_storeu_ps(s + j0, m, e);
-      sum = _mm512_add_ps(sum, e);  // the tail's lanes add +0: no change
-    }
-    inv[i] = 1.0f / lane_tree(sum);
-  }
-
-  // out = (sum_j e_j v_j) * inv, 64 dimensions at a time.
-  for (int c0 = 0; c0 < C; c0 += 4) {
-    constexpr int W = C < 4 ? C : 4;
-    __m512 acc[NQ][W];
-    for (int i = 0; i < NQ; ++i)
-      for (int c = 0; c < W; ++c) acc[i][c] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_kv; ++j) {
-      const float* vj = v + j * stride + 16 * c0;
-      __m512 vc[W];
-      for (int c = 0; c < W; ++c) {
-        vc[c] = _mm512_loadu_ps(vj + 16 * c);
-        keep_in_register(vc[c]);
-      }
-      for (int i = 0; i < NQ; ++i) {
-        const __m512 e = _mm512_set1_ps(scores[i * n_kv + j]);
-        for (int c = 0; c < W; ++c) acc[i][c] = _mm512_add_ps(acc[i][c], _mm512_mul_ps(e, vc[c]));
-      }
-    }
-    for (int i = 0; i < NQ; ++i) {
-      const __m512 vi = _mm512_set1_ps(inv[i]);
-      for (int c = 0; c < W; ++c)
-        _mm512_storeu_ps(out + i * out_stride + 16 * (c0 + c), _mm512_mul_ps(acc[i][c], vi));
-    }
-  }
-}
-
-// attention_groups' kernel (attention_groups.h).
+// attention_groups' kernel (attention_groups.h): NQ heads (1..4) of C * 16 dimensions each.
 struct Heads {
   template <int NQ, int C>
   static void run(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
                   int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
-    heads<NQ, C>(q, q_stride, k, v, stride, n_kv, scale, scores, out, out_stride);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    __m512 mx[NQ];
+    for (int i = 0; i < NQ; ++i) mx[i] = _mm512_set1_ps(-INFINITY);
+
+    // Scores, 16 keys at a time.
+    for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
+      const int nk = static_cast<int>(std::min<int64_t>(16, n_kv - j0));
+      __m512 acc[NQ][16];
+      for (int jj = 0; jj < nk; ++jj) {
+        const float* kj = k + (j0 + jj) * stride;
+        __m512 a[NQ];
+        for (int i = 0; i < NQ; ++i) a[i] = _mm512_setzero_ps();
+        for (int c = 0; c < C; ++c) {
+          __m512 kc = _mm512_loadu_ps(kj + 16 * c);
+          keep_in_register(kc);
+          for (int i = 0; i < NQ; ++i)
+            a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(_mm512_loadu_ps(q + i * q_stride + 16 * c), kc));
+        }
+        for (int i = 0; i < NQ; ++i) acc[i][jj] = a[i];
+      }
+      for (int jj = nk; jj < 16; ++jj)
+        for (int i = 0; i < NQ; ++i) acc[i][jj] = _mm512_setzero_ps();
+      const __mmask16 m = tail16(nk);
+      for (int i = 0; i < NQ; ++i) {
+        const __m512 s = _mm512_mul_ps(lane_trees16(acc[i]), vscale);
+        _mm512_mask_storeu_ps(scores + i * n_kv + j0, m, s);
+        mx[i] = _mm512_mask_max_ps(mx[i], m, mx[i], s);
+      }
+    }
+
+    // e_j = exp_fixed(s_j - max), in place, and their 16-lane sum.
+    float inv[NQ];
+    for (int i = 0; i < NQ; ++i) {
+      const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]));
+      float* s = scores + i * n_kv;
+      __m512 sum = _mm512_setzero_ps();
+      for (int64_t j0 = 0; j0 < n_kv; j0 += 16) {
+        const __mmask16 m = tail16(n_kv - j0);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp16_fixed(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j0), vmax)));
+        _mm512_mask_storeu_ps(s + j0, m, e);
+        sum = _mm512_add_ps(sum, e);  // the tail's lanes add +0: no change
+      }
+      inv[i] = 1.0f / lane_tree(sum);
+    }
+
+    // out = (sum_j e_j v_j) * inv, 64 dimensions at a time.
+    for (int c0 = 0; c0 < C; c0 += 4) {
+      constexpr int W = C < 4 ? C : 4;
+      __m512 acc[NQ][W];
+      for (int i = 0; i < NQ; ++i)
+        for (int c = 0; c < W; ++c) acc[i][c] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float* vj = v + j * stride + 16 * c0;
+        __m512 vc[W];
+        for (int c = 0; c < W; ++c) {
+          vc[c] = _mm512_loadu_ps(vj + 16 * c);
+          keep_in_register(vc[c]);
+        }
+        for (int i = 0; i < NQ; ++i) {
+          const __m512 e = _mm512_set1_ps(scores[i * n_kv + j]);
+          for (int c = 0; c < W; ++c) acc[i][c] = _mm512_add_ps(acc[i][c], _mm512_mul_ps(e, vc[c]));
+        }
+      }
+      for (int i = 0; i < NQ; ++i) {
+        const __m512 vi = _mm512_set1_ps(inv[i]);
+        for (int c = 0; c < W; ++c)
+          _mm512_storeu_ps(out + i * out_stride + 16 * (c0 + c), _mm512_mul_ps(acc[i][c], vi));
+      }
+    }
   }
 };
 

@@ -1,11 +1,19 @@
-// exp_fixed (ops.h) on 16 lanes, with the same f32 operations in the same order, so each
-// lane is bit-identical to the portable function. For files built with -ffp-contract=off
-// and -mavx512f (CMakeLists.txt).
+// Shared by the AVX-512 forms of the f32 kernels (attention, SwiGLU, RMSNorm): exp_fixed
+// (ops.h) on 16 lanes, with the same f32 operations in the same order, so each lane is
+// bit-identical to the portable function; and the mask of a row's last 16 elements. For
+// files built with -ffp-contract=off and -mavx512f (CMakeLists.txt).
 #pragma once
 
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace hearth::kernels {
+
+// Lanes of the 16 elements from here that are inside the row (r of them remain).
+inline __mmask16 tail16(int64_t r) {
+  return r >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << r) - 1);
+}
 
 inline __m512 exp16_fixed(__m512 x) {
   const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);  // not NaN
