@@ -11,8 +11,9 @@
 // lane j. From there the f32 steps are the packed gemm's, lane by lane: f = f32(dot) * d_w,
 // acc = fma(f, d_x, acc), acc = fma(m_w, s_x, acc), restarting every kPackedPanelBlocks
 // blocks. K-quants go a super-block at a time: the 8 sub-blocks' d * sc and -dmin * mn
-// are computed lane-wise from the transposed 16-byte heads first. So every token's result is bit-identical to the packed gemm's and to
-// the scalar twin's (tests/kernels/gemm_test.cpp), whatever path its neighbours take.
+// are computed lane-wise from the transposed 16-byte heads first. So every token's result
+// is bit-identical to the packed gemm's and to the scalar twin's (tests/kernels/gemm_test.cpp),
+// whatever path its neighbours take.
 //
 // Activations (rowdot_x_bytes per token): q[nb][32] int8, then f32 d[nb], s[nb], sh[nb]
 // (s = d * sum(q); sh = s as Q8_1 rounds it), quantized exactly as Q8_0/Q8_1 do.
@@ -212,61 +213,58 @@ inline __m512i dot_q5(const G& row, int i, int64_t off, __m512i xl, __m512i xh) 
   return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
 }
 
-struct Q4_0R {
-  static constexpr int kBytes = sizeof(BlockQ4_0);
+// Block heads of the per-block types: d then w = d q + kOffset d (Q4_0, Q5_0, Q8_0), or
+// d and m as stored (Q4_1, Q5_1, whose activation sums are Q8_1's rounded ones).
+template <int kOffset>
+struct OffsetScales {
   static constexpr bool kRoundedSum = false;
+  static void scales(__m512i head, __m512* d, __m512* m) {
+    *d = half_lo(head);
+    *m = _mm512_mul_ps(*d, _mm512_set1_ps(static_cast<float>(kOffset)));
+  }
+};
+struct StoredMinScales {
+  static constexpr bool kRoundedSum = true;
+  static void scales(__m512i head, __m512* d, __m512* m) {
+    *d = half_lo(head);
+    *m = half_hi(head);
+  }
+};
+
+struct Q4_0R : OffsetScales<-8> {
+  static constexpr int kBytes = sizeof(BlockQ4_0);
   template <class G>
   static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
     return dot_nibbles<offsetof(BlockQ4_0, qs)>(row, i, off, xl, xh);
   }
-  static void scales(__m512i head, __m512* d, __m512* m) {
-    *d = half_lo(head);
-    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-8.0f));
-  }
 };
 
-struct Q4_1R {
+struct Q4_1R : StoredMinScales {
   static constexpr int kBytes = sizeof(BlockQ4_1);
-  static constexpr bool kRoundedSum = true;
   template <class G>
   static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
     return dot_nibbles<offsetof(BlockQ4_1, qs)>(row, i, off, xl, xh);
   }
-  static void scales(__m512i head, __m512* d, __m512* m) {
-    *d = half_lo(head);
-    *m = half_hi(head);
-  }
 };
 
-struct Q5_0R {
+struct Q5_0R : OffsetScales<-16> {
   static constexpr int kBytes = sizeof(BlockQ5_0);
-  static constexpr bool kRoundedSum = false;
   template <class G>
   static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
     return dot_q5<offsetof(BlockQ5_0, qh), offsetof(BlockQ5_0, qs)>(row, i, off, xl, xh);
   }
-  static void scales(__m512i head, __m512* d, __m512* m) {
-    *d = half_lo(head);
-    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-16.0f));
-  }
 };
 
-struct Q5_1R {
+struct Q5_1R : StoredMinScales {
   static constexpr int kBytes = sizeof(BlockQ5_1);
-  static constexpr bool kRoundedSum = true;
   template <class G>
   static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
     return dot_q5<offsetof(BlockQ5_1, qh), offsetof(BlockQ5_1, qs)>(row, i, off, xl, xh);
   }
-  static void scales(__m512i head, __m512* d, __m512* m) {
-    *d = half_lo(head);
-    *m = half_hi(head);
-  }
 };
 
-struct Q8_0R {
+struct Q8_0R : OffsetScales<-128> {
   static constexpr int kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kRoundedSum = false;
   template <class G>
   static __m512i dot(const G& row, int i, int64_t off, __m512i xl, __m512i xh) {
     __m512i lo, hi;
@@ -275,10 +273,6 @@ struct Q8_0R {
     lo = _mm512_xor_si512(lo, bias);
     hi = _mm512_xor_si512(hi, bias);
     return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
-  }
-  static void scales(__m512i head, __m512* d, __m512* m) {
-    *d = half_lo(head);
-    *m = _mm512_mul_ps(*d, _mm512_set1_ps(-128.0f));
   }
 };
 
