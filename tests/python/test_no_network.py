@@ -220,10 +220,15 @@ def netns():
 
 @pytest.fixture
 def capture(netns, tmp_path):
-    """tcpdump on the host end, packets entering it from the namespace; stopped on exit."""
+    """tcpdump on the host end, packets entering it from the namespace; stopped on exit.
+
+    --immediate-mode: without it libpcap hands packets over a buffer block at a time (up to
+    1 s late), and packets still in the block when tcpdump is interrupted were never written:
+    the positive control was then missing from the capture in most runs."""
     pcap, err = tmp_path / "veth.pcap", tmp_path / "tcpdump.err"
     with open(err, "w") as errf:
-        proc = subprocess.Popen(["tcpdump", "-i", netns.host_if, "-Q", "in", "-n", "-U", "-w", str(pcap)],
+        proc = subprocess.Popen(["tcpdump", "-i", netns.host_if, "-Q", "in", "-n", "-U", "--immediate-mode",
+                                 "-w", str(pcap)],
                                 stdout=subprocess.DEVNULL, stderr=errf)
     try:
         deadline = time.monotonic() + 10
