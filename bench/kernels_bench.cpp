@@ -9,6 +9,8 @@
 //   matvec_dram/<type>/<shape>/<threads>: one token on a pool of 1 or 2 threads, cycling
 //                          through copies of the weights totalling >= 256 MiB, so every
 //                          call streams from DRAM as decode does; weight GB/s.
+//   il_<any of these>:     the same with the weights interleaved (kernels/interleave.h), as
+//                          the engine holds them where the CPU has the kernels.
 // HEARTH_PACKED_GEMM=0 gives the tiled gemm's numbers for comparison.
 // Built when libbenchmark-dev is installed: build-x/kernels_bench [--benchmark_filter=gemm].
 #include <benchmark/benchmark.h>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "format/tensor_type.h"
+#include "kernels/interleave.h"
 #include "kernels/ops.h"
 #include "kernels/type_kernels.h"
 #include "platform/thread_pool.h"
@@ -56,16 +59,26 @@ std::vector<uint8_t> weights(TensorType type, const Shape& s) {
   return w;
 }
 
-void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tokens) {
+// The weights as the engine holds them for this CPU: interleaved (kernels/interleave.h)
+// where the type supports it, with `il`.
+std::vector<uint8_t> held(TensorType type, const Shape& s, bool il) {
+  std::vector<uint8_t> w = weights(type, s);
+  if (!il) return w;
+  std::vector<uint8_t> out(w.size());
+  kernels::interleave_rows(type, s.n_cols, s.n_rows, w.data(), out.data(), 0, s.n_rows);
+  return out;
+}
+
+void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tokens, bool il) {
   hearth::platform::ThreadPool pool(1);
-  const std::vector<uint8_t> w = weights(type, s);
+  const std::vector<uint8_t> w = held(type, s, il);
   const std::vector<float> x = random_floats(s.n_cols * n_tokens, 2);
   std::vector<float> y(static_cast<size_t>(s.n_rows * n_tokens));
   std::vector<uint8_t> scratch(
       static_cast<size_t>(kernels::matmul_scratch_bytes(type, s.n_cols, n_tokens)));
   for (auto _ : state) {
     kernels::matmul(type, w.data(), s.n_rows, s.n_cols, x.data(), n_tokens, y.data(),
-                    scratch.data(), pool);
+                    scratch.data(), pool, false, il);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -79,9 +92,9 @@ void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tok
 
 // Decode from DRAM: each call reads the next of enough copies of the weights that they
 // cannot stay in the last-level cache.
-void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int threads) {
+void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int threads, bool il) {
   hearth::platform::ThreadPool pool(threads);
-  const std::vector<uint8_t> w1 = weights(type, s);
+  const std::vector<uint8_t> w1 = held(type, s, il);
   constexpr int64_t kTotalBytes = int64_t{256} << 20;
   const int64_t copies = (kTotalBytes + static_cast<int64_t>(w1.size()) - 1) / static_cast<int64_t>(w1.size());
   std::vector<uint8_t> w(w1.size() * static_cast<size_t>(copies));
@@ -92,7 +105,7 @@ void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int thre
   int64_t c = 0;
   for (auto _ : state) {
     kernels::matmul(type, w.data() + static_cast<int64_t>(w1.size()) * c, s.n_rows, s.n_cols, x.data(), 1,
-                    y.data(), scratch.data(), pool);
+                    y.data(), scratch.data(), pool, false, il);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     c = c + 1 == copies ? 0 : c + 1;
@@ -102,25 +115,33 @@ void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int thre
 }
 
 int register_all() {
-  for (const Shape& s : kShapes) {
-    for (TensorType t : kTypes) {
-      const std::string name = std::string(hearth::format::type_name(t)) + "/" + s.name;
-      benchmark::RegisterBenchmark(("matvec/" + name).c_str(), run_matmul, t, s, int64_t{1})
-          ->Unit(benchmark::kMicrosecond)->UseRealTime();
-      benchmark::RegisterBenchmark(("gemm/" + name).c_str(), run_matmul, t, s, int64_t{512})
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
-      benchmark::RegisterBenchmark(("gemm64/" + name).c_str(), run_matmul, t, s, int64_t{64})
-          ->Unit(benchmark::kMillisecond)->UseRealTime();
-    }
-  }
-  // Decode from DRAM at the 1B's projection shapes: up (2048 -> 8192) and down (8192 -> 2048).
-  for (const Shape& s : {Shape{"1B", 2048, 8192}, Shape{"1Bdown", 8192, 2048}})
-    for (TensorType t : kTypes)
-      for (int threads : {1, 2})
-        benchmark::RegisterBenchmark(("matvec_dram/" + std::string(hearth::format::type_name(t)) + "/" +
-                                      s.name + "/" + std::to_string(threads)).c_str(),
-                                     run_matvec_dram, t, s, threads)
+  // Each type in the file's layout, and (prefix "il_") interleaved where this CPU has the
+  // kernels for it: what the engine then holds.
+  for (bool il : {false, true}) {
+    const std::string pre = il ? "il_" : "";
+    for (const Shape& s : kShapes) {
+      for (TensorType t : kTypes) {
+        if (il && !kernels::interleave_supported(t, s.n_cols, s.n_rows)) continue;
+        const std::string name = std::string(hearth::format::type_name(t)) + "/" + s.name;
+        benchmark::RegisterBenchmark((pre + "matvec/" + name).c_str(), run_matmul, t, s, int64_t{1}, il)
             ->Unit(benchmark::kMicrosecond)->UseRealTime();
+        benchmark::RegisterBenchmark((pre + "gemm/" + name).c_str(), run_matmul, t, s, int64_t{512}, il)
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark((pre + "gemm64/" + name).c_str(), run_matmul, t, s, int64_t{64}, il)
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
+    }
+    // Decode from DRAM at the 1B's projection shapes: up (2048 -> 8192) and down (8192 -> 2048).
+    for (const Shape& s : {Shape{"1B", 2048, 8192}, Shape{"1Bdown", 8192, 2048}})
+      for (TensorType t : kTypes) {
+        if (il && !kernels::interleave_supported(t, s.n_cols, s.n_rows)) continue;
+        for (int threads : {1, 2})
+          benchmark::RegisterBenchmark((pre + "matvec_dram/" + std::string(hearth::format::type_name(t)) + "/" +
+                                        s.name + "/" + std::to_string(threads)).c_str(),
+                                       run_matvec_dram, t, s, threads, il)
+              ->Unit(benchmark::kMicrosecond)->UseRealTime();
+      }
+  }
   return 0;
 }
 

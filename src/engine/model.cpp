@@ -8,6 +8,7 @@
 #include <system_error>
 #include <thread>
 
+#include "engine/arch/loader.h"
 #include "engine/chat_template.h"
 #include "engine/json_constraint.h"
 
@@ -58,17 +59,26 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
   if (!a) return Error{a.error()};
   m->arch_ = std::move(*a);
 
-  // The weights' page-table entries are filled on another core while the tokenizer is
-  // built, so the first prompt does not take a page fault per 4 KiB. Joined before
-  // returning: the sandbox (Landlock) is applied to a single-threaded process.
-  std::thread prefault;
+  // On another thread while the tokenizer is built: the matrices this CPU reads faster
+  // interleaved are repacked (arch/loader.h, kernels/interleave.h), and where nothing was,
+  // the weights' page-table entries are filled, so the first prompt does not take a page
+  // fault per 4 KiB. Joined before returning: the sandbox (Landlock) is applied to a
+  // single-threaded process.
+  Expected<platform::PageBuffer> il = platform::PageBuffer{};
+  auto prepare = [&] {
+    il = interleave_weights(g, m->arch_->matmul_weights(), platform::physical_core_count());
+    if (il && il->size() == 0) g.prefault();
+  };
+  std::thread prepare_thread;
   try {
-    prefault = std::thread([&g] { g.prefault(); });
+    prepare_thread = std::thread(prepare);
   } catch (const std::system_error&) {
-    g.prefault();
+    prepare();
   }
   auto tok = Tokenizer::from_gguf(g);
-  if (prefault.joinable()) prefault.join();
+  if (prepare_thread.joinable()) prepare_thread.join();
+  if (!il) return Error{il.error()};
+  m->interleaved_ = std::move(*il);
   if (!tok) return Error{tok.error()};
   m->tokenizer_ = std::move(*tok);
   if (m->tokenizer_->n_vocab() != m->hparams().n_vocab)

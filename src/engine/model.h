@@ -13,6 +13,7 @@
 #include "engine/arch/arch.h"
 #include "engine/tokenizer.h"
 #include "format/gguf.h"
+#include "platform/mapped_file.h"
 #include "platform/status.h"
 
 namespace hearth::engine {
@@ -41,6 +42,7 @@ class Model {
  private:
   std::unique_ptr<format::GgufFile> gguf_;
   std::unique_ptr<ArchModel> arch_;
+  platform::PageBuffer interleaved_;  // the weights interleave_weights moved (arch/loader.h)
   std::unique_ptr<Tokenizer> tokenizer_;
   mutable std::once_flag json_index_once_;
   mutable std::shared_ptr<const JsonVocabIndex> json_index_;  // set once under json_index_once_

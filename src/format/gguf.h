@@ -89,6 +89,8 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   // See platform::MappedFile::prefault (nothing for from_memory files).
   void prefault() const { map_.prefault(); }
+  // See platform::MappedFile::release (nothing for from_memory files).
+  void release(const void* p, size_t n) const { map_.release(p, n); }
   const GgufTensor* find_tensor(std::string_view name) const;
 
  private:

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "kernels/interleave.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 
@@ -21,17 +23,7 @@ constexpr int64_t kRowGroup = 16;
 constexpr int64_t kSerialConvertElems = 32 * 1024;
 constexpr int64_t kItemsPerThread = 4;
 
-// HEARTH_PACKED_GEMM=0 (read once) turns the packed gemm and rowdot off: every row then
-// takes the tiled gemm, which sums in another order. For comparisons; the default is on.
-bool packed_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("HEARTH_PACKED_GEMM");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return on;
-}
-
-bool has_packed(const TypeKernels& k) { return k.packed_gemm != nullptr && packed_enabled(); }
+bool has_packed(const TypeKernels& k) { return k.packed_gemm != nullptr && packed_gemm_enabled(); }
 
 // Up to this many tokens a type with a rowdot kernel takes it; from more on, the packed
 // panels (their transposition then pays for itself: measured with `hearth bench
@@ -57,18 +49,26 @@ void tiled_rows(const TypeKernels& k, const uint8_t* w, int64_t w_row_bytes, int
 
 }  // namespace
 
+bool packed_gemm_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HEARTH_PACKED_GEMM");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens) {
   const TypeKernels& k = type_kernels(wtype);
   int64_t bytes = round_up64(format::row_bytes(k.vec_dot_type, n_cols) * n_tokens);
   if (has_packed(k)) bytes = std::max(bytes, round_up64(packed_x_bytes(n_cols, n_tokens)));
-  if (k.rowdot_gemm) bytes = std::max(bytes, round_up64(rowdot_x_bytes(n_cols, n_tokens)));
+  if (k.rowdot_pack_x) bytes = std::max(bytes, round_up64(rowdot_x_bytes(n_cols, n_tokens)));
   return bytes + 64;
 }
 
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, bool few_rows) {
-  const MatmulOut out{wtype, W, n_rows, y, few_rows};
+            platform::ThreadPool& pool, bool few_rows, bool interleaved) {
+  const MatmulOut out{wtype, W, n_rows, y, few_rows, interleaved};
   matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
 }
 
@@ -76,7 +76,8 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
                    int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
   // Per weight type one path for every row: the packed gemm's arithmetic (rowdot for a
   // few tokens, packed panels for more) where the type has it, else the tiled gemm.
-  enum class Path { kTiled, kPacked, kRowdot };
+  // Interleaved weights: kRowdotIl, or kPackedIl (the packed gemm reading interleaved rows).
+  enum class Path { kTiled, kPacked, kRowdot, kRowdotIl, kPackedIl };
   struct Prepared {
     const TypeKernels* k;
     Path path;
@@ -104,9 +105,14 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
-    p.path = !has_packed(k) || (outs[i].few_rows && !k.rowdot_gemm) ? Path::kTiled
-             : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot
-                                                                   : Path::kPacked;
+    if (outs[i].interleaved)
+      p.path = outs[i].few_rows || n_tokens <= kRowdotMaxTokens ? Path::kRowdotIl : Path::kPackedIl;
+    else
+      p.path = !has_packed(k) || (outs[i].few_rows && !k.rowdot_gemm) ? Path::kTiled
+               : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot
+                                                                     : Path::kPacked;
+    const bool packed_x = p.path == Path::kPacked || p.path == Path::kPackedIl;
+    const PackXFn pack = p.path == Path::kTiled ? nullptr : packed_x ? k.pack_x : k.rowdot_pack_x;
     p.x_row_bytes = format::row_bytes(act, n_cols);
     p.w_row_bytes = format::row_bytes(outs[i].wtype, n_cols);
     p.first_group = groups;
@@ -116,9 +122,7 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     if (p.path == Path::kTiled && act == format::TensorType::F32) continue;
     int same = -1;
     for (int c = 0; c < n_conv && same < 0; ++c)
-      if (conv[c].path == p.path &&
-          (p.path == Path::kTiled ? conv[c].act == act
-                                  : conv[c].pack == (p.path == Path::kPacked ? k.pack_x : k.rowdot_pack_x)))
+      if (p.path == Path::kTiled ? conv[c].path == Path::kTiled && conv[c].act == act : conv[c].pack == pack)
         same = c;
     if (same >= 0) {
       p.xq = conv[same].dst;
@@ -130,12 +134,9 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     if (p.path == Path::kTiled) {
       cv.ak = &type_kernels(act);
       bytes = p.x_row_bytes * n_tokens;
-    } else if (p.path == Path::kPacked) {
-      cv.pack = k.pack_x;
-      bytes = packed_x_bytes(n_cols, n_tokens);
     } else {
-      cv.pack = k.rowdot_pack_x;
-      bytes = rowdot_x_bytes(n_cols, n_tokens);
+      cv.pack = pack;
+      bytes = packed_x ? packed_x_bytes(n_cols, n_tokens) : rowdot_x_bytes(n_cols, n_tokens);
     }
     p.xq = free_scratch;
     free_scratch += round_up64(bytes);
@@ -189,6 +190,12 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
           break;
         case Path::kRowdot:
           p.k->rowdot_gemm(n_cols, w, p.w_row_bytes, r1 - r0, p.xq, n_tokens, y, ldy);
+          break;
+        case Path::kRowdotIl:
+          p.k->il_rowdot_gemm(n_cols, w, p.w_row_bytes, r1 - r0, p.xq, n_tokens, y, ldy);
+          break;
+        case Path::kPackedIl:
+          p.k->il_packed_gemm(n_cols, w, p.w_row_bytes, r1 - r0, p.xq, n_tokens, y, ldy);
           break;
       }
     }

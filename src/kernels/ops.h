@@ -21,10 +21,17 @@ namespace hearth::kernels {
 //     tiled gemm for every call, which reads the weights once at full speed where the
 //     packed panels would repack all of them for one or two rows. Per weight the choice
 //     never changes, so the row-independence above holds.
+//   interleaved: W is laid out by kernels/interleave.h (interleave_supported said yes for
+//     it): one or two rows take the interleaved rowdot kernel, more rows the packed gemm
+//     reading the interleaved rows. The same bits as W unchanged.
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, bool few_rows = false);
+            platform::ThreadPool& pool, bool few_rows = false, bool interleaved = false);
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
+// HEARTH_PACKED_GEMM=0 (read once) turns the packed gemm, rowdot and interleaved weights
+// off: every row then takes the tiled gemm, which sums in another order. For comparisons;
+// the default is on.
+bool packed_gemm_enabled();
 
 // One of several weights that read the same input (matmul_shared).
 struct MatmulOut {
@@ -32,7 +39,8 @@ struct MatmulOut {
   const void* W;   // [n_rows, n_cols]
   int64_t n_rows;
   float* y;        // [n_tokens, n_rows]
-  bool few_rows = false;  // see matmul
+  bool few_rows = false;     // see matmul
+  bool interleaved = false;  // see matmul
 };
 // y_i = x W_i^T for up to kMaxSharedOuts weights reading the same x [n_tokens, n_cols]
 // (q, k, v; gate, up): x is converted once per distinct activation type and the rows of

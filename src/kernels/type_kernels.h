@@ -66,6 +66,11 @@ struct TypeKernels {
   // rowdot_x_bytes(n, n_tokens) bytes.
   PackXFn rowdot_pack_x = nullptr;
   PackedGemmFn rowdot_gemm = nullptr;
+  // The same for weights interleaved by kernels/interleave.h (rows in whole groups of 16,
+  // w_stride the file's row bytes): il_rowdot_gemm with activations from rowdot_pack_x,
+  // il_packed_gemm from pack_x. AVX-512 VNNI only.
+  PackedGemmFn il_rowdot_gemm = nullptr;
+  PackedGemmFn il_packed_gemm = nullptr;  // packed_gemm over interleaved weights
 };
 int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens);
 

@@ -19,6 +19,41 @@ void MappedFile::prefault() const {
     (void)madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);  // best effort
 }
 
+void MappedFile::release(const void* p, size_t n) const {
+  const auto a = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  if (data_ == nullptr || a < base || a + n > base + size_) return;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (a + page - 1) / page * page, end = (a + n) / page * page;
+  if (first < end) (void)madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED);
+}
+
+PageBuffer::~PageBuffer() {
+  if (data_) munmap(data_, size_);
+}
+
+PageBuffer::PageBuffer(PageBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+PageBuffer& PageBuffer::operator=(PageBuffer&& other) noexcept {
+  if (this != &other) {
+    if (data_) munmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+Expected<PageBuffer> PageBuffer::allocate(size_t n) {
+  PageBuffer b;
+  if (n == 0) return b;
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return make_error("cannot allocate {} MiB: {}", n >> 20, std::strerror(errno));
+  (void)madvise(p, n, MADV_HUGEPAGE);  // best effort: fewer TLB misses while streaming weights
+  b.data_ = static_cast<uint8_t*>(p);
+  b.size_ = n;
+  return b;
+}
+
 MappedFile::~MappedFile() {
   if (data_ && size_) munmap(const_cast<uint8_t*>(data_), size_);
 }

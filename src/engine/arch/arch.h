@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,8 @@
 #include "platform/thread_pool.h"
 
 namespace hearth::engine {
+
+struct WeightRef;  // loader.h
 
 struct HParams {
   std::string arch;
@@ -84,6 +87,9 @@ class ArchModel {
   // Requires: the sum of n_tokens <= ws.n_batch, every n_tokens >= 1, every
   // n_past + n_tokens <= state->n_ctx <= ws.n_ctx, distinct states.
   virtual void forward(Workspace& ws, const SeqTokens* seqs, int n_seqs, float* logits) const = 0;
+  // The weight matrices that only matmul reads (not the embedding table, which get_row
+  // reads in the file's layout), for interleave_weights (loader.h).
+  virtual std::vector<WeightRef*> matmul_weights() = 0;
 };
 
 // One loader per architecture file; model.cpp picks by general.architecture.

@@ -39,7 +39,6 @@
 namespace hearth::engine {
 namespace {
 
-using kernels::matmul;
 
 // Defaults from the report, for files without attention.sliding_window_pattern or
 // rope.freq_base_swa (llama.cpp's converter writes neither for Gemma 3).
@@ -77,6 +76,13 @@ class Gemma3 final : public ArchModel {
   int64_t scratch_floats(int64_t B, int64_t n_ctx, int n_threads) const override {
     return B * (2 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + 2 * hp.rot_dim) +
            static_cast<int64_t>(n_threads) * (hp.n_head / hp.n_head_kv) * n_ctx;
+  }
+
+  std::vector<WeightRef*> matmul_weights() override {
+    std::vector<WeightRef*> w{&output};
+    for (Layer& l : layers)
+      for (WeightRef* r : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) w.push_back(r);
+    return w;
   }
 
   int64_t act_bytes(int64_t B) const override {
@@ -128,9 +134,9 @@ class Gemma3 final : public ArchModel {
 
       // Attention block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.attn_norm, h + t * D, D, hp.rms_eps);
-      const kernels::MatmulOut qkv[] = {{L.wq.type, L.wq.data, QD, q},
-                                        {L.wk.type, L.wk.data, KVD, k},
-                                        {L.wv.type, L.wv.data, KVD, v}};
+      const kernels::MatmulOut qkv[] = {matmul_out(L.wq, q),
+                                        matmul_out(L.wk, k),
+                                        matmul_out(L.wv, v)};
       kernels::matmul_shared(qkv, 3, D, h, B, aq, pool);  // q, k, v: [B, QD], [B, KVD] x2
       for (int64_t t = 0; t < B; ++t) {
         const float* cs = rope_cs + t * rd;
@@ -162,7 +168,7 @@ class Gemma3 final : public ArchModel {
                                  st.v_cache.get() + at, KVD, pos + 1 - first, hd, kq_scale,
                                  scores + ti * n_rep * ws.n_ctx, attn + t * QD + hh * hd, hd);
       });
-      matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
+      matmul(L.wo, attn, B, h, aq, pool);
       for (int64_t t = 0; t < B; ++t) {
         kernels::rmsnorm(h + t * D, L.post_attn_norm, h + t * D, D, hp.rms_eps);
         for (int64_t c = 0; c < D; ++c) x[t * D + c] += h[t * D + c];
@@ -170,15 +176,15 @@ class Gemma3 final : public ArchModel {
 
       // Feed-forward block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm, h + t * D, D, hp.rms_eps);
-      const kernels::MatmulOut gate_up[] = {{L.w_gate.type, L.w_gate.data, F, gate},
-                                            {L.w_up.type, L.w_up.data, F, up}};
+      const kernels::MatmulOut gate_up[] = {matmul_out(L.w_gate, gate),
+                                            matmul_out(L.w_up, up)};
       kernels::matmul_shared(gate_up, 2, D, h, B, aq, pool);  // [B, F] x2
       if (B == 1) {
         kernels::geglu(gate, up, gate, F);  // a pool run would cost more than it saves
       } else {
         pool.run_items(B, [&](int64_t t, int) { kernels::geglu(gate + t * F, up + t * F, gate + t * F, F); });
       }
-      matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
+      matmul(L.w_down, gate, B, h, aq, pool);
       for (int64_t t = 0; t < B; ++t) {
         kernels::rmsnorm(h + t * D, L.post_ffw_norm, h + t * D, D, hp.rms_eps);
         for (int64_t c = 0; c < D; ++c) x[t * D + c] += h[t * D + c];
@@ -189,7 +195,7 @@ class Gemma3 final : public ArchModel {
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0)
-      matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool, /*few_rows=*/true);
+      matmul(output, h, n_out, logits, aq, pool, /*few_rows=*/true);
     if (final_cap > 0)
       for (int64_t i = 0; i < n_out * hp.n_vocab; ++i) logits[i] = final_cap * std::tanh(logits[i] / final_cap);
     advance(seqs, n_seqs);

@@ -25,7 +25,6 @@
 namespace hearth::engine {
 namespace {
 
-using kernels::matmul;
 
 struct Layer {
   const float* attn_norm;
@@ -51,6 +50,13 @@ class Llama final : public ArchModel {
   int64_t scratch_floats(int64_t B, int64_t n_ctx, int n_threads) const override {
     return B * (2 * hp.n_embd + 2 * hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + hp.rot_dim) +
            static_cast<int64_t>(n_threads) * (hp.n_head / hp.n_head_kv) * n_ctx;
+  }
+
+  std::vector<WeightRef*> matmul_weights() override {
+    std::vector<WeightRef*> w{&output};
+    for (Layer& l : layers)
+      for (WeightRef* r : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) w.push_back(r);
+    return w;
   }
 
   int64_t act_bytes(int64_t B) const override {
@@ -98,9 +104,9 @@ class Llama final : public ArchModel {
 
       // Attention block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.attn_norm, h + t * D, D, hp.rms_eps);
-      const kernels::MatmulOut qkv[] = {{L.wq.type, L.wq.data, QD, q},
-                                        {L.wk.type, L.wk.data, KVD, k},
-                                        {L.wv.type, L.wv.data, KVD, v}};
+      const kernels::MatmulOut qkv[] = {matmul_out(L.wq, q),
+                                        matmul_out(L.wk, k),
+                                        matmul_out(L.wv, v)};
       kernels::matmul_shared(qkv, 3, D, h, B, aq, pool);  // q, k, v: [B, QD], [B, KVD] x2
       for (int64_t t = 0; t < B; ++t) {
         const float* cs = rope_cs + t * hp.rot_dim;
@@ -121,13 +127,13 @@ class Llama final : public ArchModel {
                                  st.v_cache.get() + layer, KVD, st.n_past + i + 1, hd, kq_scale,
                                  scores + ti * n_rep * ws.n_ctx, attn + t * QD + hh * hd, hd);
       });
-      matmul(L.wo.type, L.wo.data, D, QD, attn, B, h, aq, pool);
+      matmul(L.wo, attn, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
 
       // Feed-forward block.
       for (int64_t t = 0; t < B; ++t) kernels::rmsnorm(x + t * D, L.ffn_norm, h + t * D, D, hp.rms_eps);
-      const kernels::MatmulOut gate_up[] = {{L.w_gate.type, L.w_gate.data, F, gate},
-                                            {L.w_up.type, L.w_up.data, F, up}};
+      const kernels::MatmulOut gate_up[] = {matmul_out(L.w_gate, gate),
+                                            matmul_out(L.w_up, up)};
       kernels::matmul_shared(gate_up, 2, D, h, B, aq, pool);  // [B, F] x2
       if (B == 1) {
         kernels::swiglu(gate, up, gate, F);  // a pool run would cost more than it saves
@@ -136,7 +142,7 @@ class Llama final : public ArchModel {
           kernels::swiglu(gate + t * F, up + t * F, gate + t * F, F);
         });
       }
-      matmul(L.w_down.type, L.w_down.data, D, F, gate, B, h, aq, pool);
+      matmul(L.w_down, gate, B, h, aq, pool);
       for (int64_t i = 0; i < B * D; ++i) x[i] += h[i];
     }
 
@@ -144,7 +150,7 @@ class Llama final : public ArchModel {
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0)
-      matmul(output.type, output.data, hp.n_vocab, D, h, n_out, logits, aq, pool, /*few_rows=*/true);
+      matmul(output, h, n_out, logits, aq, pool, /*few_rows=*/true);
     advance(seqs, n_seqs);
   }
 };

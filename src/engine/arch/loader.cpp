@@ -1,6 +1,12 @@
 #include "engine/arch/loader.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/interleave.h"
 #include "kernels/type_kernels.h"
+#include "platform/thread_pool.h"
 
 namespace hearth::engine {
 
@@ -94,6 +100,53 @@ const float* WeightLoader::vector(const std::string& name, int64_t n) {
     return nullptr;
   }
   return reinterpret_cast<const float*>(t->data);
+}
+
+Expected<platform::PageBuffer> interleave_weights(const format::GgufFile& gguf,
+                                                  const std::vector<WeightRef*>& weights,
+                                                  int n_threads) {
+  const char* env = std::getenv("HEARTH_INTERLEAVE");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return platform::PageBuffer{};
+  // Distinct data to move, in file order (the reads then go front to back).
+  std::vector<WeightRef*> todo;
+  for (WeightRef* w : weights)
+    if (w->data != nullptr && !w->interleaved && kernels::interleave_supported(w->type, w->n_cols, w->n_rows))
+      todo.push_back(w);
+  std::sort(todo.begin(), todo.end(), [](const WeightRef* a, const WeightRef* b) { return a->data < b->data; });
+  size_t total = 0;
+  const void* last = nullptr;
+  for (const WeightRef* w : todo) {
+    if (w->data != last) total += (static_cast<size_t>(format::row_bytes(w->type, w->n_cols) * w->n_rows) + 63) / 64 * 64;
+    last = w->data;
+  }
+  if (total == 0) return platform::PageBuffer{};
+  auto buf = platform::PageBuffer::allocate(total);
+  if (!buf) return make_error("{}: {} for the interleaved weights", gguf.name(), buf.error());
+  platform::ThreadPool pool(std::max(1, n_threads));
+  uint8_t* at = buf->data();
+  const void* src = nullptr;
+  const uint8_t* dst = nullptr;
+  for (WeightRef* w : todo) {
+    if (w->data != src) {
+      const int64_t rows = w->n_rows, bytes = format::row_bytes(w->type, w->n_cols) * rows;
+      const int64_t groups = rows / kernels::kInterleaveRows;
+      const WeightRef& c = *w;
+      pool.run_items(std::min<int64_t>(groups, 8 * pool.size()), [&](int64_t item, int) {
+        int64_t g0, g1;
+        platform::ThreadPool::chunk(groups, static_cast<int>(item),
+                                    static_cast<int>(std::min<int64_t>(groups, 8 * pool.size())), &g0, &g1);
+        kernels::interleave_rows(c.type, c.n_cols, rows, c.data, at, g0 * kernels::kInterleaveRows,
+                                 g1 * kernels::kInterleaveRows);
+      });
+      gguf.release(w->data, static_cast<size_t>(bytes));
+      src = w->data;
+      dst = at;
+      at += (bytes + 63) / 64 * 64;
+    }
+    w->data = dst;
+    w->interleaved = true;
+  }
+  return buf;
 }
 
 }  // namespace hearth::engine

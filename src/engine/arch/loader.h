@@ -4,19 +4,45 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/arch/arch.h"
 #include "format/gguf.h"
+#include "kernels/ops.h"
+#include "platform/mapped_file.h"
 
 namespace hearth::engine {
 
-// A weight matrix [n_rows, n_cols] in the mapped file (GGUF ne0 = n_cols).
+// A weight matrix [n_rows, n_cols] (GGUF ne0 = n_cols): in the mapped file, or after
+// interleave_weights in its buffer, interleaved (kernels/interleave.h).
 struct WeightRef {
   format::TensorType type = format::TensorType::F32;
   const void* data = nullptr;
   int64_t n_cols = 0;
   int64_t n_rows = 0;
+  bool interleaved = false;
 };
+
+// y [n_tokens, w.n_rows] = x [n_tokens, w.n_cols] w^T (kernels::matmul), and w as one of
+// matmul_shared's outputs.
+inline void matmul(const WeightRef& w, const float* x, int64_t n_tokens, float* y, void* scratch,
+                   platform::ThreadPool& pool, bool few_rows = false) {
+  kernels::matmul(w.type, w.data, w.n_rows, w.n_cols, x, n_tokens, y, scratch, pool, few_rows,
+                  w.interleaved);
+}
+inline kernels::MatmulOut matmul_out(const WeightRef& w, float* y) {
+  return {w.type, w.data, w.n_rows, y, false, w.interleaved};
+}
+
+// Repacks every matrix of `weights` that this CPU's kernels read faster interleaved
+// (kernels::interleave_supported) into one buffer, on n_threads threads: points each
+// WeightRef there (refs to the same data move together) and releases the file's pages of
+// the data moved, so the process holds each weight once. Refs are left as they are where
+// nothing applies, or when HEARTH_INTERLEAVE=0 is set (for comparisons). The buffer must
+// outlive the refs.
+Expected<platform::PageBuffer> interleave_weights(const format::GgufFile& gguf,
+                                                  const std::vector<WeightRef*>& weights,
+                                                  int n_threads);
 
 class WeightLoader {
  public:

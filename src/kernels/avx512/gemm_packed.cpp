@@ -39,6 +39,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/blocks_k.h"
+#include "kernels/interleave.h"
 #include "kernels/type_kernels.h"
 
 namespace hearth::kernels {
@@ -66,6 +67,10 @@ struct PanelRows {
   int rows;
   __mmask16 live;
   const uint8_t* row[kPanelRows];
+  // Interleaved weights (kernels/interleave.h): the group's data and its type's layout;
+  // null for the file's layout.
+  const uint8_t* il = nullptr;
+  InterleaveLayout layout;
 };
 
 // A group of consecutive weight blocks of 16 rows, transposed: lane i of t[j] is dword j of
@@ -110,9 +115,55 @@ inline void transpose_rows_impl(const PanelRows& pr, int64_t off, int bytes, Gro
   }
 }
 
+// Half hb (bytes 2 hb, 2 hb + 1 of a row in the file's layout) of the 16 rows of an
+// interleaved group, zero-extended in each dword lane.
+inline __m512i il_half(const PanelRows& pr, int64_t hb) {
+  const InterleaveLayout& l = pr.layout;
+  const int64_t unit_halves = l.block_bytes / 2, u = hb / unit_halves;
+  int h = static_cast<int>(hb - u * unit_halves);
+  const uint8_t* base = pr.il + u * kPanelRows * l.block_bytes;
+  auto halves = [](const uint8_t* p) {
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  };
+  if (h < l.lead_halves) return halves(base + 32 * h);
+  h -= l.lead_halves;
+  if (h < 2 * l.dwords) {
+    const __m512i v = _mm512_loadu_si512(base + 32 * l.lead_halves + 64 * (h / 2));
+    return h % 2 ? _mm512_srli_epi32(v, 16) : _mm512_and_si512(v, _mm512_set1_epi32(0xffff));
+  }
+  return halves(base + 32 * l.lead_halves + 64 * l.dwords + 32 * (h - 2 * l.dwords));
+}
+
+// transpose_rows from an interleaved group: dword j of the bytes at `off` is already one
+// vector there when it is a body dword, else it is put together from two halves.
+inline void transpose_il(const PanelRows& pr, int64_t off, int bytes, Group& g) {
+  const InterleaveLayout& l = pr.layout;
+  const int n_dw = (bytes + 3) / 4, n_t = 4 * ((bytes + 15) / 16);
+  // The interleaved bytes of the blocks that follow, a few KiB ahead.
+  const int64_t unit_halves = l.block_bytes / 2;
+  const uint8_t* first = pr.il + off / 2 / unit_halves * kPanelRows * l.block_bytes + 4096;
+  for (int64_t a = 0; a < kPanelRows * static_cast<int64_t>(bytes); a += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(first + a), _MM_HINT_T0);
+  for (int j = 0; j < n_dw; ++j) {
+    const int64_t hb = off / 2 + 2 * j, u = hb / unit_halves;
+    const int64_t h = hb - u * unit_halves - l.lead_halves;
+    __m512i v;
+    if (h >= 0 && h % 2 == 0 && h < 2 * l.dwords)
+      v = _mm512_loadu_si512(pr.il + u * kPanelRows * l.block_bytes + 32 * l.lead_halves + 64 * (h / 2));
+    else if (4 * j + 2 < bytes)
+      v = _mm512_or_si512(il_half(pr, hb), _mm512_slli_epi32(il_half(pr, hb + 1), 16));
+    else
+      v = il_half(pr, hb);  // the last 2 bytes: the rest reads as 0, as transpose_rows does
+    _mm512_store_si512(g.t[j], v);
+  }
+  for (int j = n_dw; j < n_t; ++j) _mm512_store_si512(g.t[j], _mm512_setzero_si512());
+}
+
 // Transposes `bytes` bytes at offset `off` of every row into g.t[0 .. 4 * ceil(bytes / 16)).
 inline void transpose_rows(const PanelRows& pr, int64_t off, int bytes, Group& g) {
-  if (pr.rows == kPanelRows)
+  if (pr.il != nullptr)
+    transpose_il(pr, off, bytes, g);
+  else if (pr.rows == kPanelRows)
     transpose_rows_impl<true>(pr, off, bytes, g);
   else
     transpose_rows_impl<false>(pr, off, bytes, g);
@@ -404,9 +455,16 @@ using PackPanelFn = void (*)(const PanelRows&, int64_t b0, int nb, Panel&);
 // acc (16 rows) += blocks [b0, b0 + nb) against one token, xb at block b0 (fused_q6_k).
 using FusedOneFn = void (*)(const PanelRows&, int64_t b0, int nb, const uint8_t* xb, __m512& acc);
 
-template <PackPanelFn kPack, int kOffset, FusedOneFn kFusedOne = nullptr>
+// kType != F32: the weights are interleaved (kernels/interleave.h) in whole groups of 16.
+template <PackPanelFn kPack, int kOffset, FusedOneFn kFusedOne = nullptr,
+          TensorType kType = TensorType::F32>
 void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
                  int64_t n_tokens, float* y, int64_t ldy) {
+  static const InterleaveLayout layout = [] {
+    InterleaveLayout l;
+    interleave_layout(kType, &l);
+    return l;
+  }();
   const auto* w = static_cast<const uint8_t*>(vw);
   const auto* x = static_cast<const uint8_t*>(xp);
   const int64_t nb = n / kQK;
@@ -420,6 +478,10 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
     pr.rows = static_cast<int>(std::min<int64_t>(kPanelRows, n_rows - r0));
     pr.live = static_cast<__mmask16>((1u << pr.rows) - 1);
     for (int i = 0; i < kPanelRows; ++i) pr.row[i] = w + (r0 + std::min(i, pr.rows - 1)) * w_stride;
+    if constexpr (kType != TensorType::F32) {
+      pr.il = pr.base;
+      pr.layout = layout;
+    }
     for (int64_t b0 = 0; b0 < nb; b0 += kPanelBlocks) {
       const int pb = static_cast<int>(std::min<int64_t>(kPanelBlocks, nb - b0));
       // The next panel: the same rows' next blocks, or the next rows' first ones. Bytes per
@@ -540,23 +602,28 @@ void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t 
   }
 }
 
-void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
+void set(KernelTable& t, TensorType type, PackedGemmFn gemm, PackedGemmFn il_gemm) {
   TypeKernels& k = t.types[static_cast<uint32_t>(type)];
   k.pack_x = pack_x;
   k.packed_gemm = gemm;
+  k.il_packed_gemm = il_gemm;
 }
 
 }  // namespace
 
 void fill_avx512_packed(KernelTable& t) {
-  set(t, TensorType::Q4_0, packed_gemm<pack_q4_0, kS>);
-  set(t, TensorType::Q4_1, packed_gemm<pack_q4_1, kSh>);
-  set(t, TensorType::Q8_0, packed_gemm<pack_q8_0, kS>);
-  set(t, TensorType::Q5_0, packed_gemm<pack_q5_0, kS>);
-  set(t, TensorType::Q5_1, packed_gemm<pack_q5_1, kSh>);
-  set(t, TensorType::Q4_K, packed_gemm<pack_k4<BlockQ4K, false>, kS>);
-  set(t, TensorType::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>);
-  set(t, TensorType::Q6_K, packed_gemm<pack_q6_k, kSplit, fused_q6_k>);
+  using T = TensorType;
+  set(t, T::Q4_0, packed_gemm<pack_q4_0, kS>, packed_gemm<pack_q4_0, kS, nullptr, T::Q4_0>);
+  set(t, T::Q4_1, packed_gemm<pack_q4_1, kSh>, packed_gemm<pack_q4_1, kSh, nullptr, T::Q4_1>);
+  set(t, T::Q8_0, packed_gemm<pack_q8_0, kS>, packed_gemm<pack_q8_0, kS, nullptr, T::Q8_0>);
+  set(t, T::Q5_0, packed_gemm<pack_q5_0, kS>, packed_gemm<pack_q5_0, kS, nullptr, T::Q5_0>);
+  set(t, T::Q5_1, packed_gemm<pack_q5_1, kSh>, packed_gemm<pack_q5_1, kSh, nullptr, T::Q5_1>);
+  set(t, T::Q4_K, packed_gemm<pack_k4<BlockQ4K, false>, kS>,
+      packed_gemm<pack_k4<BlockQ4K, false>, kS, nullptr, T::Q4_K>);
+  set(t, T::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>,
+      packed_gemm<pack_k4<BlockQ5K, true>, kS, nullptr, T::Q5_K>);
+  set(t, T::Q6_K, packed_gemm<pack_q6_k, kSplit, fused_q6_k>,
+      packed_gemm<pack_q6_k, kSplit, fused_q6_k, T::Q6_K>);
 }
 
 }  // namespace hearth::kernels

@@ -16,7 +16,14 @@
 // whatever path its neighbours take.
 //
 // Activations (rowdot_x_bytes per token): q[nb][32] int8, then f32 d[nb], s[nb], sh[nb]
-// (s = d * sum(q); sh = s as Q8_1 rounds it), quantized exactly as Q8_0/Q8_1 do.
+// (s = d * sum(q); sh = s as Q8_1 rounds it), quantized exactly as Q8_0/Q8_1 do, then
+// int32 o16[nb][2] = -32 * sum(q) over elements 0..15 and 16..31 (Q6_K's offset).
+//
+// Interleaved weights (kernels/interleave.h; the il_rowdot_gemm entries): the same
+// arithmetic, bit for bit, from groups of 16 rows whose block fields lie side by side. A
+// 64-byte load is dword j of 16 rows, lane i = row i: with the token's 4 activations of
+// that dword broadcast, one vpdpbusd adds 4 products to each row's dot, with no inserts,
+// transposes or reductions, and the matrix is read in address order.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
@@ -335,8 +342,8 @@ struct K4R {
 using Q4_KR = K4R<BlockQ4K, false>;
 using Q5_KR = K4R<BlockQ5K, true>;
 
-// Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb].
-int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 3 * 4); }
+// Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb], then int32 o16[nb][2].
+int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 3 * 4 + 2 * 4); }
 
 XTok x_token(const void* xp, int64_t nb, int64_t t, bool rounded_sum) {
   const auto* q = static_cast<const int8_t*>(xp) + t * x_bytes_per_token(nb);
@@ -353,12 +360,18 @@ void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, i
     auto* d = reinterpret_cast<float*>(q + nb * kQK);
     float* s = d + nb;
     float* sh = s + nb;
+    auto* o16 = reinterpret_cast<int32_t*>(sh + nb);
     for (int64_t b = 0; b < nb; ++b) {
       f16_t dh;
-      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, q + b * kQK);
+      int8_t* qb = q + b * kQK;
+      const Q8Block r = quantize_block_q8(x + t * n + b * kQK, dh, qb);
       d[b] = f16_to_f32(dh);
       s[b] = d[b] * static_cast<float>(r.sum);
       sh[b] = f16_to_f32(f32_to_f16(r.d * static_cast<float>(r.sum)));
+      int32_t lo = 0;
+      for (int i = 0; i < kQK / 2; ++i) lo += qb[i];
+      o16[2 * b] = -32 * lo;
+      o16[2 * b + 1] = -32 * (r.sum - lo);
     }
   }
 }
@@ -416,6 +429,206 @@ void rowdot_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
   }
 }
 
+
+// ---- Interleaved weights ----------------------------------------------------------------
+
+// The token's 4 activations of dword k of block b, in every lane.
+inline __m512i x_dword(const XTok& x, int64_t b, int k) {
+  int32_t v;
+  std::memcpy(&v, x.q + b * kQK + 4 * k, 4);
+  return _mm512_set1_epi32(v);
+}
+inline const int32_t* x_o16(const XTok& x, int64_t nb) {
+  return reinterpret_cast<const int32_t*>(x.d + 3 * nb);
+}
+inline __m512i load64(const uint8_t* p) { return _mm512_loadu_si512(p); }
+// 16 halves (one per row) as f32.
+inline __m512 halves16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 byte_s(__m512i v, int k) {
+  return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24));
+}
+
+// A block of 16 interleaved rows at p: T::unit adds block b's steps to acc (rows in lane
+// order), as PerBlock / K4R do from the row-major bytes.
+// Q4_0 / Q4_1: dword k of the quants holds elements 4k .. 4k + 3 (low nibbles) and
+// 16 + 4k .. (high nibbles).
+inline __m512i il_nibble_dot(const uint8_t* qs, const XTok& x, int64_t b) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  for (int k = 0; k < 4; ++k) {
+    const __m512i v = load64(qs + 64 * k);
+    s0 = _mm512_dpbusd_epi32(s0, nib_lo(v), x_dword(x, b, k));
+    s1 = _mm512_dpbusd_epi32(s1, nib_hi(v), x_dword(x, b, 4 + k));
+  }
+  return _mm512_add_epi32(s0, s1);
+}
+
+struct Q4_0IL {
+  static constexpr int kBytes = sizeof(BlockQ4_0), kBlocks = 1;
+  static constexpr bool kRoundedSum = false;
+  static void unit(const uint8_t* p, const XTok& x, int64_t b, int64_t, __m512& acc) {
+    const __m512 dw = halves16(p);
+    const __m512 mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+    acc = step(acc, il_nibble_dot(p + 32, x, b), dw, mw, x.d[b], x.s[b]);
+  }
+};
+
+struct Q4_1IL {
+  static constexpr int kBytes = sizeof(BlockQ4_1), kBlocks = 1;
+  static constexpr bool kRoundedSum = true;
+  static void unit(const uint8_t* p, const XTok& x, int64_t b, int64_t, __m512& acc) {
+    const __m512i head = load64(p);  // d | m
+    acc = step(acc, il_nibble_dot(p + 64, x, b), half_lo(head), half_hi(head), x.d[b], x.s[b]);
+  }
+};
+
+struct Q8_0IL {
+  static constexpr int kBytes = sizeof(BlockQ8_0), kBlocks = 1;
+  static constexpr bool kRoundedSum = false;
+  static void unit(const uint8_t* p, const XTok& x, int64_t b, int64_t, __m512& acc) {
+    const __m512 dw = halves16(p);
+    const __m512 mw = _mm512_mul_ps(dw, _mm512_set1_ps(-128.0f));
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));  // q + 128 as u8
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int k = 0; k < 8; k += 2) {
+      s0 = _mm512_dpbusd_epi32(s0, _mm512_xor_si512(load64(p + 32 + 64 * k), bias), x_dword(x, b, k));
+      s1 = _mm512_dpbusd_epi32(s1, _mm512_xor_si512(load64(p + 96 + 64 * k), bias), x_dword(x, b, k + 1));
+    }
+    acc = step(acc, _mm512_add_epi32(s0, s1), dw, mw, x.d[b], x.s[b]);
+  }
+};
+
+// Q4_K super-block: dwords 0..3 are d | dmin and the 12 scale bytes (K4R's t[0..3]);
+// dword 4 + 8c + k holds sub-block 2c's elements 4k .. 4k + 3 in its low nibbles and
+// sub-block 2c + 1's in its high nibbles. The high nibbles enter vpdpbusd in place
+// (q * 16, one AND instead of a shift and an AND) and their scale is d * sc / 16: the dot
+// times 16 is exact in f32 (|dot| <= 15 * 127 * 32) and so is d * sc / 16 (d * sc is a
+// multiple of 2^-24 or zero), so f32(16 dot) * (d * sc / 16) rounds the same real number
+// as f32(dot) * (d * sc): the same bits.
+struct Q4_KIL {
+  static constexpr int kBytes = sizeof(BlockQ4K), kBlocks = 8;
+  static constexpr bool kRoundedSum = false;
+  static void unit(const uint8_t* p, const XTok& x, int64_t b, int64_t, __m512& acc) {
+    __m512 dw[8], mw[8];
+    {
+      const __m512i t0 = load64(p), t1 = load64(p + 64), t2 = load64(p + 128), t3 = load64(p + 192);
+      const __m512 d = half_lo(t0), neg_dmin = negate(half_hi(t0));
+      const __m512i k6 = _mm512_set1_epi8(0x3f), k4 = _mm512_set1_epi8(0x0f), k2 = _mm512_set1_epi8(0x03);
+      const __m512i sc03 = _mm512_and_si512(t1, k6);
+      const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(t3, k4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t1, 6), k2), 4));
+      const __m512i m03 = _mm512_and_si512(t2, k6);
+      const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(t3, 4), k4),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(t2, 6), k2), 4));
+      for (int j = 0; j < 4; ++j) {
+        // d * sc for even sub-blocks, (d * sc) / 16 for odd ones (their dots come times 16).
+        const __m512 s_lo = byte_u(sc03, j), s_hi = byte_u(sc47, j);
+        dw[j] = j % 2 == 0 ? _mm512_mul_ps(d, s_lo) : _mm512_mul_ps(_mm512_mul_ps(d, s_lo), _mm512_set1_ps(0.0625f));
+        dw[4 + j] = j % 2 == 0 ? _mm512_mul_ps(d, s_hi) : _mm512_mul_ps(_mm512_mul_ps(d, s_hi), _mm512_set1_ps(0.0625f));
+        mw[j] = _mm512_mul_ps(neg_dmin, byte_u(m03, j));
+        mw[4 + j] = _mm512_mul_ps(neg_dmin, byte_u(m47, j));
+      }
+    }
+    const uint8_t* qs = p + 4 * 64;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8(static_cast<char>(0xf0));
+    for (int c = 0; c < 4; ++c) {
+      __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
+      for (int k = 0; k < 8; ++k) {
+        const __m512i v = load64(qs + 64 * (8 * c + k));
+        se = _mm512_dpbusd_epi32(se, _mm512_and_si512(v, lo4), x_dword(x, b + 2 * c, k));
+        so = _mm512_dpbusd_epi32(so, _mm512_and_si512(v, hi4), x_dword(x, b + 2 * c + 1, k));
+      }
+      acc = step(acc, se, dw[2 * c], mw[2 * c], x.d[b + 2 * c], x.s[b + 2 * c]);
+      acc = step(acc, so, dw[2 * c + 1], mw[2 * c + 1], x.d[b + 2 * c + 1], x.s[b + 2 * c + 1]);
+    }
+  }
+};
+
+// Q6_K super-block: dwords 0..31 ql, 32..47 qh, 48..51 the 16 signed scales, then d as a
+// tail half. Block j = 4h + r, chunk k: low bits in ql dword 16h + 8(r & 1) + k (high
+// nibble for r >= 2), high bits 2r, 2r + 1 of qh dword 32 + 8h + k; q in 0..63 and the
+// -32 enters through o16, as fused_q6_k (gemm_packed.cpp) computes it.
+struct Q6_KIL {
+  static constexpr int kBytes = sizeof(BlockQ6K), kBlocks = 8;
+  static constexpr bool kRoundedSum = false;
+  static void unit(const uint8_t* p, const XTok& x, int64_t b, int64_t nb, __m512& acc) {
+    const int32_t* o16 = x_o16(x, nb);
+    const __m512 d = halves16(p + 52 * 64);
+    const __m512i sc0 = load64(p + 48 * 64), sc1 = load64(p + 49 * 64), sc2 = load64(p + 50 * 64),
+                  sc3 = load64(p + 51 * 64);
+    const __m512i sc[4] = {sc0, sc1, sc2, sc3};
+    const __m512i k4 = _mm512_set1_epi8(0x0f), k30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {
+      __m512i s0[4], s1[4];
+      for (int r = 0; r < 4; ++r) {
+        s0[r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r)]);
+        s1[r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r) + 1]);
+      }
+      for (int k = 0; k < 8; ++k) {
+        const __m512i l0 = load64(p + 64 * (16 * h + k)), l1 = load64(p + 64 * (16 * h + 8 + k));
+        const __m512i hb = load64(p + 64 * (32 + 8 * h + k));
+        // (a & 0x0f) | (bits & 0x30): ternary logic 0xEC is (a & c) | b, c = 0x0f.
+        const __m512i q[4] = {
+            _mm512_ternarylogic_epi32(l0, _mm512_and_si512(_mm512_slli_epi32(hb, 4), k30), k4, 0xEC),
+            _mm512_ternarylogic_epi32(l1, _mm512_and_si512(_mm512_slli_epi32(hb, 2), k30), k4, 0xEC),
+            _mm512_ternarylogic_epi32(_mm512_srli_epi32(l0, 4), _mm512_and_si512(hb, k30), k4, 0xEC),
+            _mm512_ternarylogic_epi32(_mm512_srli_epi32(l1, 4), _mm512_and_si512(_mm512_srli_epi32(hb, 2), k30), k4, 0xEC)};
+        for (int r = 0; r < 4; ++r) {
+          const __m512i xv = x_dword(x, b + 4 * h + r, k);
+          if (k < 4)
+            s0[r] = _mm512_dpbusd_epi32(s0[r], q[r], xv);
+          else
+            s1[r] = _mm512_dpbusd_epi32(s1[r], q[r], xv);
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        const int j = 4 * h + r;
+        const __m512 xd = _mm512_set1_ps(x.d[b + j]);
+        const __m512i scw = sc[j / 2];
+        const __m512 dl = _mm512_mul_ps(d, byte_s(scw, 2 * (j % 2)));
+        const __m512 dh = _mm512_mul_ps(d, byte_s(scw, 2 * (j % 2) + 1));
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[r]), dl), xd, acc);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[r]), dh), xd, acc);
+      }
+    }
+  }
+};
+
+// Prefetch distance for the interleaved kernels: the matrix is one stream in address order.
+constexpr int64_t kIlPrefetchBytes = 2048;
+
+template <class T>
+void il_rowdot_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
+                    int64_t n_tokens, float* y, int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(vw);
+  const int64_t nb = n / kQK;
+  constexpr int64_t kUnitBytes = kGroup * T::kBytes;
+  for (int64_t r0 = 0; r0 + kGroup <= n_rows; r0 += kGroup) {
+    const uint8_t* g = w + r0 * w_stride;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const XTok x = x_token(xp, nb, t, T::kRoundedSum);
+      __m512 out = _mm512_setzero_ps();
+      for (int64_t b0 = 0; b0 < nb; b0 += kPackedPanelBlocks) {
+        __m512 acc = _mm512_setzero_ps();
+        const int64_t b1 = std::min(nb, b0 + kPackedPanelBlocks);
+        for (int64_t b = b0; b < b1; b += T::kBlocks) {
+          const uint8_t* p = g + b / T::kBlocks * kUnitBytes;
+          if (t == 0) {
+            // The lines that start in this unit's bytes, kIlPrefetchBytes ahead.
+            const uintptr_t first = reinterpret_cast<uintptr_t>(p) + kIlPrefetchBytes;
+            for (uintptr_t a = (first + 63) & ~uintptr_t{63}; a < first + kUnitBytes; a += 64)
+              _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+          }
+          T::unit(p, x, b, nb, acc);
+        }
+        out = b0 == 0 ? acc : _mm512_add_ps(acc, out);
+      }
+      _mm512_storeu_ps(y + t * ldy + r0, out);
+    }
+  }
+}
+
 void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
   TypeKernels& k = t.types[static_cast<uint32_t>(type)];
   k.rowdot_pack_x = rowdot_pack_x;
@@ -434,6 +647,13 @@ void fill_avx512_rowdot(KernelTable& t) {
   set(t, TensorType::Q8_0, rowdot_gemm<PerBlock<Q8_0R>>);
   set(t, TensorType::Q4_K, rowdot_gemm<Q4_KR>);
   set(t, TensorType::Q5_K, rowdot_gemm<Q5_KR>);
+  t.types[static_cast<uint32_t>(TensorType::Q4_0)].il_rowdot_gemm = il_rowdot_gemm<Q4_0IL>;
+  t.types[static_cast<uint32_t>(TensorType::Q4_1)].il_rowdot_gemm = il_rowdot_gemm<Q4_1IL>;
+  t.types[static_cast<uint32_t>(TensorType::Q8_0)].il_rowdot_gemm = il_rowdot_gemm<Q8_0IL>;
+  t.types[static_cast<uint32_t>(TensorType::Q4_K)].il_rowdot_gemm = il_rowdot_gemm<Q4_KIL>;
+  TypeKernels& q6 = t.types[static_cast<uint32_t>(TensorType::Q6_K)];
+  q6.rowdot_pack_x = rowdot_pack_x;  // for il_rowdot_gemm only: Q6_K's rowdot_gemm stays null
+  q6.il_rowdot_gemm = il_rowdot_gemm<Q6_KIL>;
 }
 
 }  // namespace hearth::kernels

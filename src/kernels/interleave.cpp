@@ -1,0 +1,115 @@
+#include "kernels/interleave.h"
+
+#include <cstring>
+
+#include "kernels/ops.h"
+#include "kernels/type_kernels.h"
+
+namespace hearth::kernels {
+
+using format::TensorType;
+
+bool interleave_layout(TensorType t, InterleaveLayout* out) {
+  InterleaveLayout l;
+  switch (t) {
+    case TensorType::Q4_0: l = {1, 4, 0}; break;
+    case TensorType::Q4_1: l = {0, 5, 0}; break;
+    case TensorType::Q5_0: l = {1, 5, 0}; break;
+    case TensorType::Q5_1: l = {0, 6, 0}; break;
+    case TensorType::Q8_0: l = {1, 8, 0}; break;
+    case TensorType::Q4_K: l = {0, 36, 0}; break;
+    case TensorType::Q5_K: l = {0, 44, 0}; break;
+    case TensorType::Q6_K: l = {0, 52, 1}; break;
+    default: return false;
+  }
+  const format::TypeTraits& tr = format::traits(t);
+  l.block_bytes = static_cast<int>(tr.type_size);
+  l.block_elems = static_cast<int>(tr.block_size);
+  if (2 * l.lead_halves + 4 * l.dwords + 2 * l.tail_halves != l.block_bytes) return false;
+  *out = l;
+  return true;
+}
+
+bool interleave_supported(TensorType t, int64_t n_cols, int64_t n_rows) {
+  InterleaveLayout l;
+  const TypeKernels& k = type_kernels(t);
+  return interleave_layout(t, &l) && n_cols > 0 && n_cols % l.block_elems == 0 && n_rows > 0 &&
+         n_rows % kInterleaveRows == 0 && k.il_rowdot_gemm != nullptr && k.il_packed_gemm != nullptr && packed_gemm_enabled();
+}
+
+namespace {
+
+// One block of 16 rows: the rows' blocks (16 x block_bytes, row i at rows + i * stride)
+// to the interleaved block at il, or back (kToRows).
+template <bool kToRows>
+void move_block(const InterleaveLayout& l, uint8_t* rows, int64_t stride, uint8_t* il) {
+  auto move = [](uint8_t* row_side, uint8_t* il_side, int n) {
+    if constexpr (kToRows)
+      std::memcpy(row_side, il_side, static_cast<size_t>(n));
+    else
+      std::memcpy(il_side, row_side, static_cast<size_t>(n));
+  };
+  const int body = 2 * l.lead_halves, tail = body + 4 * l.dwords;
+  uint8_t* const il_body = il + 32 * l.lead_halves;
+  uint8_t* const il_tail = il_body + 64 * l.dwords;
+  for (int i = 0; i < kInterleaveRows; ++i) {
+    uint8_t* r = rows + i * stride;
+    for (int h = 0; h < l.lead_halves; ++h) move(r + 2 * h, il + 2 * (16 * h + i), 2);
+    for (int j = 0; j < l.dwords; ++j) move(r + body + 4 * j, il_body + 4 * (16 * j + i), 4);
+    for (int h = 0; h < l.tail_halves; ++h) move(r + tail + 2 * h, il_tail + 2 * (16 * h + i), 2);
+  }
+}
+
+}  // namespace
+
+void interleave_rows(TensorType t, int64_t n_cols, int64_t n_rows, const void* src, void* dst,
+                     int64_t r0, int64_t r1) {
+  InterleaveLayout l;
+  if (!interleave_layout(t, &l)) return;
+  const int64_t rb = format::row_bytes(t, n_cols), nu = n_cols / l.block_elems;
+  const int64_t whole = n_rows / kInterleaveRows * kInterleaveRows;
+  auto* s = const_cast<uint8_t*>(static_cast<const uint8_t*>(src));
+  auto* d = static_cast<uint8_t*>(dst);
+  int64_t r = r0;
+  for (; r < r1 && r < whole; r += kInterleaveRows)
+    for (int64_t u = 0; u < nu; ++u)
+      move_block<false>(l, s + r * rb + u * l.block_bytes, rb,
+                        d + r * rb + u * kInterleaveRows * l.block_bytes);
+  if (r < r1) std::memcpy(d + r * rb, s + r * rb, static_cast<size_t>((r1 - r) * rb));
+}
+
+void deinterleave_group(TensorType t, int64_t n_cols, const void* il, int64_t r0, void* rows) {
+  InterleaveLayout l;
+  if (!interleave_layout(t, &l)) return;
+  const int64_t rb = format::row_bytes(t, n_cols), nu = n_cols / l.block_elems;
+  auto* s = const_cast<uint8_t*>(static_cast<const uint8_t*>(il)) + r0 * rb;
+  auto* d = static_cast<uint8_t*>(rows);
+  for (int64_t u = 0; u < nu; ++u)
+    move_block<true>(l, d + u * l.block_bytes, rb, s + u * kInterleaveRows * l.block_bytes);
+}
+
+void deinterleave_row(TensorType t, int64_t n_cols, int64_t n_rows, const void* il, int64_t r,
+                      void* out) {
+  InterleaveLayout l;
+  const int64_t rb = format::row_bytes(t, n_cols);
+  const auto* s = static_cast<const uint8_t*>(il);
+  if (!interleave_layout(t, &l) || r >= n_rows / kInterleaveRows * kInterleaveRows) {
+    std::memcpy(out, s + r * rb, static_cast<size_t>(rb));
+    return;
+  }
+  const int64_t g = r / kInterleaveRows * kInterleaveRows, i = r - g, nu = n_cols / l.block_elems;
+  const uint8_t* base = s + g * rb;
+  auto* d = static_cast<uint8_t*>(out);
+  const int body = 2 * l.lead_halves, tail = body + 4 * l.dwords;
+  for (int64_t u = 0; u < nu; ++u) {
+    const uint8_t* ilb = base + u * kInterleaveRows * l.block_bytes;
+    uint8_t* o = d + u * l.block_bytes;
+    const uint8_t* il_body = ilb + 32 * l.lead_halves;
+    const uint8_t* il_tail = il_body + 64 * l.dwords;
+    for (int h = 0; h < l.lead_halves; ++h) std::memcpy(o + 2 * h, ilb + 2 * (16 * h + i), 2);
+    for (int j = 0; j < l.dwords; ++j) std::memcpy(o + body + 4 * j, il_body + 4 * (16 * j + i), 4);
+    for (int h = 0; h < l.tail_halves; ++h) std::memcpy(o + tail + 2 * h, il_tail + 2 * (16 * h + i), 2);
+  }
+}
+
+}  // namespace hearth::kernels

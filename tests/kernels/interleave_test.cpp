@@ -1,0 +1,118 @@
+// Interleaved weights (kernels/interleave.h): the layout moves bytes and gives them back,
+// and a matmul over interleaved weights gives the same bits as over the file's layout, on
+// every path (the interleaved rowdot for 1-2 tokens and few_rows, the packed gemm over
+// de-interleaved groups for more).
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstring>
+#include <vector>
+
+#include "kernels/interleave.h"
+#include "kernels/ops.h"
+#include "kernels/type_kernels.h"
+#include "../support/kernel_test_util.h"
+
+namespace hearth::kernels {
+namespace {
+
+using format::row_bytes;
+using format::TensorType;
+
+constexpr TensorType kLayoutTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                                       TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
+                                       TensorType::Q5_K, TensorType::Q6_K};
+
+std::vector<uint8_t> quantized_rows(TensorType type, int64_t rows, int64_t n, uint32_t seed) {
+  const TypeKernels& ref = type_kernels_ref(type);
+  const std::vector<float> f = test::random_normal(rows * n, seed, 0.2f, 1.0f);
+  const int64_t rb = row_bytes(type, n);
+  std::vector<uint8_t> q(static_cast<size_t>(rb * rows));
+  for (int64_t r = 0; r < rows; ++r) ref.from_float(f.data() + r * n, q.data() + r * rb, n);
+  return q;
+}
+
+int64_t cols_for(TensorType t) { return format::traits(t).block_size == 256 ? 768 : 320; }
+
+TEST(Interleave, LayoutsCoverTheBlockAndOnlyThose) {
+  for (TensorType t : kLayoutTypes) {
+    InterleaveLayout l;
+    ASSERT_TRUE(interleave_layout(t, &l)) << format::type_name(t);
+    EXPECT_EQ(2 * l.lead_halves + 4 * l.dwords + 2 * l.tail_halves, format::traits(t).type_size);
+  }
+  InterleaveLayout l;
+  EXPECT_FALSE(interleave_layout(TensorType::F32, &l));
+  EXPECT_FALSE(interleave_layout(TensorType::F16, &l));
+  EXPECT_FALSE(interleave_layout(TensorType::Q8_K, &l));
+  EXPECT_FALSE(interleave_supported(TensorType::F32, 256, 16));
+}
+
+// Every byte goes somewhere and comes back: rows of whole groups and a verbatim tail, and
+// a matrix split between two callers at a group boundary.
+TEST(Interleave, RoundTripsEveryRowAndGroup) {
+  for (TensorType t : kLayoutTypes) {
+    const int64_t n = cols_for(t), rows = 16 * 3 + 5, rb = row_bytes(t, n);
+    const std::vector<uint8_t> w = quantized_rows(t, rows, n, 7);
+    std::vector<uint8_t> il(w.size(), 0xAB);
+    interleave_rows(t, n, rows, w.data(), il.data(), 0, 32);
+    interleave_rows(t, n, rows, w.data(), il.data(), 32, rows);
+    EXPECT_NE(std::memcmp(il.data(), w.data(), static_cast<size_t>(16 * rb)), 0) << format::type_name(t);
+    // The first block of the group: row i's first half / dword sits at lane i.
+    InterleaveLayout l;
+    ASSERT_TRUE(interleave_layout(t, &l));
+    for (int i = 0; i < 16; ++i) {
+      const int sz = l.lead_halves > 0 ? 2 : 4;
+      EXPECT_EQ(std::memcmp(il.data() + sz * i, w.data() + i * rb, static_cast<size_t>(sz)), 0);
+    }
+    std::vector<uint8_t> row(static_cast<size_t>(rb));
+    for (int64_t r = 0; r < rows; ++r) {
+      deinterleave_row(t, n, rows, il.data(), r, row.data());
+      ASSERT_EQ(std::memcmp(row.data(), w.data() + r * rb, static_cast<size_t>(rb)), 0)
+          << format::type_name(t) << " row " << r;
+    }
+    std::vector<uint8_t> group(static_cast<size_t>(16 * rb));
+    for (int64_t g = 0; g + 16 <= rows; g += 16) {
+      deinterleave_group(t, n, il.data(), g, group.data());
+      ASSERT_EQ(std::memcmp(group.data(), w.data() + g * rb, group.size()), 0) << format::type_name(t);
+    }
+  }
+}
+
+// matmul over interleaved weights == matmul over the file's layout, bit for bit: 1 and 2
+// tokens (interleaved rowdot), 3 and 11 (packed gemm over de-interleaved groups), and the
+// output head's few_rows (the packed arithmetic for every type, Q6_K included, whose
+// file-layout output head takes the tiled gemm instead). K-quant rows of 9 super-blocks: two panels of 32 blocks and a tail.
+TEST(Interleave, MatmulBitIdenticalToFileLayout) {
+  platform::ThreadPool pool(2);
+  int tested = 0;
+  for (TensorType t : kLayoutTypes) {
+    const bool super = format::traits(t).block_size == 256;
+    for (int64_t n : super ? std::vector<int64_t>{256, 2304} : std::vector<int64_t>{32, 2080}) {
+      const int64_t rows = 48;
+      if (!interleave_supported(t, n, rows)) continue;
+      ++tested;
+      const std::vector<uint8_t> w = quantized_rows(t, rows, n, 11);
+      std::vector<uint8_t> il(w.size());
+      interleave_rows(t, n, rows, w.data(), il.data(), 0, rows);
+      for (int64_t toks : {1, 2, 3, 11}) {
+        for (bool few_rows : {false, true}) {
+          const std::vector<float> x = test::random_normal(toks * n, 13, 0.0f, 1.0f);
+          std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(t, n, toks)));
+          std::vector<float> y(static_cast<size_t>(toks * rows), -1.0f), yi(y.size(), -2.0f);
+          // The reference is the packed gemm's arithmetic (few_rows = false: a type without a
+          // rowdot kernel, Q6_K, would take the tiled gemm's order for few_rows).
+          matmul(t, w.data(), rows, n, x.data(), toks, y.data(), scratch.data(), pool);
+          matmul(t, il.data(), rows, n, x.data(), toks, yi.data(), scratch.data(), pool, few_rows, true);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yi[i]))
+                << format::type_name(t) << " n=" << n << " toks=" << toks << " few_rows=" << few_rows
+                << " i=" << i << ": " << y[i] << " vs " << yi[i];
+        }
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no interleaved kernels on this CPU";
+}
+
+}  // namespace
+}  // namespace hearth::kernels
