@@ -10,7 +10,16 @@
 #include <new>
 #include <random>
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
 #include "kernels/type_kernels.h"
+#include "platform/cpu_features.h"
 #include "platform/thread_pool.h"
 
 namespace hearth::app {
@@ -31,7 +40,40 @@ BenchStat make_stat(std::string name, int64_t n_tokens) {
 
 // Sum of n 64-bit words; integer adds so the compiler vectorizes the loop and the loads,
 // not the arithmetic, set the speed.
-uint64_t read_sum(const uint64_t* p, int64_t n) {
+// The probe reads with the widest loads the CPU has: scalar 8-byte loads read ~20% less
+// than the memory delivers on the 2-core EPYC VM (46-49 against 60-66 GB/s), which would
+// flatter every roofline stated against it.
+__attribute__((target("avx512f"))) uint64_t read_sum_avx512(const uint64_t* p, int64_t n) {
+  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+    b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 8));
+    c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 16));
+    d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 24));
+  }
+  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d))));
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+__attribute__((target("avx2"))) uint64_t read_sum_avx2(const uint64_t* p, int64_t n) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a = _mm256_add_epi64(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    b = _mm256_add_epi64(b, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
+    c = _mm256_add_epi64(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
+    d = _mm256_add_epi64(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
+  }
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+  uint64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+uint64_t read_sum_scalar(const uint64_t* p, int64_t n) {
   uint64_t a = 0, b = 0, c = 0, d = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -42,6 +84,13 @@ uint64_t read_sum(const uint64_t* p, int64_t n) {
   }
   for (; i < n; ++i) a += p[i];
   return a + b + c + d;
+}
+
+uint64_t read_sum(const uint64_t* p, int64_t n) {
+  const platform::CpuFeatures& f = platform::cpu_features();
+  if (f.avx512) return read_sum_avx512(p, n);
+  if (f.avx2) return read_sum_avx2(p, n);
+  return read_sum_scalar(p, n);
 }
 
 }  // namespace
