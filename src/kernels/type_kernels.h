@@ -99,7 +99,8 @@ void fill_avx512_packed(KernelTable& t);
 // The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
 // removal of packed entries (tables whose ISA has no packed gemm use the tiled one).
 void fill_ref_packed(KernelTable& t);
-void fill_avx512_rowdot(KernelTable& t);  // Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K (VNNI)
+// Rowdot (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K; interleaved: Q4_0 Q4_1 Q8_0 Q4_K Q6_K.
+void fill_avx512_rowdot(KernelTable& t);
 void clear_packed(KernelTable& t);
 
 }  // namespace hearth::kernels

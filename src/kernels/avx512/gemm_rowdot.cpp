@@ -1,8 +1,10 @@
 // The packed gemm's arithmetic (gemm_packed_ref.cpp states it) for a few tokens, read
 // straight from the row-major weights: no panel is built, so a single token (decode)
 // costs one pass over the weights and nothing more. AVX-512 VNNI; Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q4_K, Q5_K. (Q6_K keeps the packed panels: a rowdot form, with its two halves
-// reduced apart, was faster in cache but slower from DRAM; see git history.)
+// Q8_0, Q4_K, Q5_K from the file's layout, and (below, "Interleaved weights") Q4_0, Q4_1,
+// Q8_0, Q4_K, Q6_K from weights interleaved at load, which is what the engine holds where
+// it can. (Q6_K in the file's layout keeps the packed panels: a rowdot form, with its two
+// halves reduced apart, was faster in cache but slower from DRAM; see git history.)
 //
 // Per block of 32 and group of 16 rows: 4 rows per zmm, one per 128-bit lane, unpacked
 // to u8 quants (16 per lane) and multiplied by the token's int8 activations (elements
