@@ -25,6 +25,7 @@
 #include "kernels/interleave.h"
 #include "kernels/ops.h"
 #include "kernels/type_kernels.h"
+#include "platform/mapped_file.h"
 #include "platform/thread_pool.h"
 
 namespace {
@@ -97,14 +98,20 @@ void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int thre
   const std::vector<uint8_t> w1 = held(type, s, il);
   constexpr int64_t kTotalBytes = int64_t{256} << 20;
   const int64_t copies = (kTotalBytes + static_cast<int64_t>(w1.size()) - 1) / static_cast<int64_t>(w1.size());
-  std::vector<uint8_t> w(w1.size() * static_cast<size_t>(copies));
-  for (int64_t c = 0; c < copies; ++c) std::copy(w1.begin(), w1.end(), w.begin() + static_cast<int64_t>(w1.size()) * c);
+  // In huge pages where the kernel gives them, as the engine holds interleaved weights.
+  auto buf = hearth::platform::PageBuffer::allocate(w1.size() * static_cast<size_t>(copies));
+  if (!buf) {
+    state.SkipWithError(buf.error().c_str());
+    return;
+  }
+  uint8_t* w = buf->data();
+  for (int64_t c = 0; c < copies; ++c) std::copy(w1.begin(), w1.end(), w + static_cast<int64_t>(w1.size()) * c);
   const std::vector<float> x = random_floats(s.n_cols, 2);
   std::vector<float> y(static_cast<size_t>(s.n_rows));
   std::vector<uint8_t> scratch(static_cast<size_t>(kernels::matmul_scratch_bytes(type, s.n_cols, 1)));
   int64_t c = 0;
   for (auto _ : state) {
-    kernels::matmul(type, w.data() + static_cast<int64_t>(w1.size()) * c, s.n_rows, s.n_cols, x.data(), 1,
+    kernels::matmul(type, w + static_cast<int64_t>(w1.size()) * c, s.n_rows, s.n_cols, x.data(), 1,
                     y.data(), scratch.data(), pool, false, il);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();

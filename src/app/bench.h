@@ -23,6 +23,10 @@ struct BenchParams {
                            // (evaluated untimed first), as llama-bench's -d; --parallel 1 only
   int n_parallel = 1;      // tg test: sequences decoded together, one token each per forward
                            // pass (what `serve --parallel` batches); tokens/s is their sum
+  // tg test, --parallel 1: each token's time is set against the read bandwidth measured
+  // just before and just after it (BenchResult::roofline). This VM's bandwidth moves by 40%
+  // within seconds; per token, both sides of the ratio see the same machine.
+  bool roofline = false;
   int reps = 3;
   int n_threads = 0;       // 0 = physical cores
   uint64_t seed = 1234;    // token ids are drawn at random (speed does not depend on them)
@@ -36,10 +40,22 @@ struct BenchStat {
   double mean = 0, stddev = 0;
 };
 
+// Decode against the memory roofline, token by token: share = weight bytes / token time /
+// max(bandwidth probed before it, after it).
+struct RooflineStat {
+  int64_t weight_bytes = 0;            // per token (Model::matmul_weight_bytes)
+  std::vector<double> shares;          // each token, 0..1 (above 1: the probe read less)
+  std::vector<double> bandwidth;       // the larger probe around each token, GB/s
+  double median_share = 0, min_share = 0, max_share = 0, median_bandwidth = 0;
+  double median_weight_gb_per_s = 0;   // weight bytes / token time, median
+};
+
 struct BenchResult {
   int n_threads = 0;
   std::string isa;  // kernels' dispatched ISA
   std::vector<BenchStat> tests;
+  bool has_roofline = false;
+  RooflineStat roofline;
 };
 
 // Progress lines ("pp512 rep 2/3: 512.3 t/s") go to progress when it is set.

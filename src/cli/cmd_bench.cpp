@@ -34,6 +34,10 @@ void register_bench(CLI::App& app, int& exit_code) {
                   "Decode test: sequences decoded together in one batch (as `serve --parallel`); "
                   "reports their summed tokens/s")
       ->capture_default_str();
+  cmd->add_flag("--roofline", o->bench.roofline,
+               "After the decode test, decode -n tokens -r times more with the read bandwidth "
+               "measured just before and after each token; reports the share of it the weights' "
+               "reads reach (median, min, max)");
   cmd->add_option("-r,--reps", o->bench.reps, "Repetitions of each test")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->add_flag("--json", o->json, "Print the results as JSON");
@@ -78,6 +82,14 @@ void register_bench(CLI::App& app, int& exit_code) {
         tests.push_back({{"test", s.name}, {"n_tokens", s.n_tokens}, {"tokens_per_s", s.tokens_per_s},
                          {"mean", s.mean}, {"stddev", s.stddev}});
       nlohmann::json j = {{"model", name}, {"threads", r->n_threads}, {"isa", r->isa}, {"tests", tests}};
+      if (r->has_roofline) {
+        const app::RooflineStat& rl = r->roofline;
+        j["roofline"] = {{"weight_bytes_per_token", rl.weight_bytes}, {"shares", rl.shares},
+                         {"bandwidth_gb_per_s", rl.bandwidth}, {"median_share", rl.median_share},
+                         {"min_share", rl.min_share}, {"max_share", rl.max_share},
+                         {"median_bandwidth_gb_per_s", rl.median_bandwidth},
+                         {"median_weight_gb_per_s", rl.median_weight_gb_per_s}};
+      }
       fmt::print("{}\n", j.dump());
       return;
     }
@@ -85,6 +97,13 @@ void register_bench(CLI::App& app, int& exit_code) {
     for (const app::BenchStat& s : r->tests)
       fmt::print("| {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, r->n_threads, r->isa, s.name, s.mean,
                  s.stddev);
+    if (r->has_roofline) {
+      const app::RooflineStat& rl = r->roofline;
+      fmt::print("\nroofline: {:.0f}% median (min {:.0f}%, max {:.0f}%, {} tokens): weights {:.1f} MB per "
+                 "token read at {:.1f} GB/s, bandwidth around each token {:.1f} GB/s (medians)\n",
+                 100 * rl.median_share, 100 * rl.min_share, 100 * rl.max_share, rl.shares.size(),
+                 static_cast<double>(rl.weight_bytes) / 1e6, rl.median_weight_gb_per_s, rl.median_bandwidth);
+    }
   });
 }
 

@@ -79,6 +79,12 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
   if (prepare_thread.joinable()) prepare_thread.join();
   if (!il) return Error{il.error()};
   m->interleaved_ = std::move(*il);
+  std::vector<const void*> seen;
+  for (const WeightRef* w : m->arch_->matmul_weights()) {
+    if (std::find(seen.begin(), seen.end(), w->data) != seen.end()) continue;
+    seen.push_back(w->data);
+    m->matmul_weight_bytes_ += format::row_bytes(w->type, w->n_cols) * w->n_rows;
+  }
   if (!tok) return Error{tok.error()};
   m->tokenizer_ = std::move(*tok);
   if (m->tokenizer_->n_vocab() != m->hparams().n_vocab)

@@ -35,6 +35,11 @@ class Model {
   std::optional<std::string> chat_template() const;
   // Bytes the KV cache takes for n_ctx positions.
   int64_t kv_bytes(int64_t n_ctx) const;
+  // Bytes of the weight matrices one decode step reads (every matmul weight once; a tied
+  // output head is the embedding table): the numerator of the memory roofline.
+  int64_t matmul_weight_bytes() const { return matmul_weight_bytes_; }
+  // Whether any weight was interleaved at load (kernels/interleave.h).
+  bool weights_interleaved() const { return interleaved_.size() > 0; }
   // JSON mode's index of the tokenizer's vocabulary (engine/json_constraint.h): built by
   // the first caller (one pass over the vocabulary), then shared. Thread-safe.
   std::shared_ptr<const JsonVocabIndex> json_vocab_index() const;
@@ -43,6 +48,7 @@ class Model {
   std::unique_ptr<format::GgufFile> gguf_;
   std::unique_ptr<ArchModel> arch_;
   platform::PageBuffer interleaved_;  // the weights interleave_weights moved (arch/loader.h)
+  int64_t matmul_weight_bytes_ = 0;
   std::unique_ptr<Tokenizer> tokenizer_;
   mutable std::once_flag json_index_once_;
   mutable std::shared_ptr<const JsonVocabIndex> json_index_;  // set once under json_index_once_

@@ -598,7 +598,9 @@ struct Q6_KIL {
 };
 
 // Prefetch distance for the interleaved kernels: the matrix is one stream in address order.
-constexpr int64_t kIlPrefetchBytes = 2048;
+// 1B Q4_K_M, `hearth bench --roofline` medians: 1-2 KiB 79-81%, 4 KiB 86-91%, 8 KiB 84-87%
+// (machine in its fast state, ~75 GB/s); L2 hints (T1) were slower.
+constexpr int64_t kIlPrefetchBytes = 4096;
 
 template <class T>
 void il_rowdot_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
