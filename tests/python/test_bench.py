@@ -71,12 +71,29 @@ def test_progress_goes_to_stderr_and_table_to_stdout():
     (["-d", "-1"], "--depth must not be negative"),
     (["-d", "8", "--parallel", "2"], "--depth works with --parallel 1 only"),
     (["-d", "9000", "-p", "0", "-n", "8"], "do not fit in this model's training context"),
+    (["--roofline", "-n", "0"], "--roofline measures the decode test"),
+    (["--roofline", "--parallel", "2"], "--roofline measures the decode test"),
 ])
 def test_bad_arguments_are_one_line_errors(args, needle):
     r = bench(str(MODEL), *args)
     assert r.returncode != 0
     assert needle in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_roofline_sets_each_token_against_the_bandwidth_around_it():
+    r = bench(str(MODEL), "-p", "0", "-n", "3", "-r", "2", "-t", "2", "--roofline", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    rl = json.loads(r.stdout)["roofline"]
+    # Every weight matrix once per token: the default model's tied head and 30 layers make
+    # up most of the 94 MB file.
+    size = MODEL.stat().st_size
+    assert 0.5 * size < rl["weight_bytes_per_token"] <= size
+    assert len(rl["shares"]) == len(rl["bandwidth_gb_per_s"]) == 6
+    assert all(s > 0 for s in rl["shares"]) and all(b > 0 for b in rl["bandwidth_gb_per_s"])
+    assert rl["min_share"] <= rl["median_share"] <= rl["max_share"]
+    table = bench(str(MODEL), "-p", "0", "-n", "2", "-r", "1", "-t", "2", "--roofline", "-q")
+    assert table.returncode == 0 and "roofline:" in table.stdout and "% median" in table.stdout
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
