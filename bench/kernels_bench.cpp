@@ -1,5 +1,6 @@
 // Kernel micro-benchmarks (Google Benchmark): kernels::matmul per weight type at the shapes
-// of SmolLM2-135M (576 -> 1536, the FFN up projection) and Llama-3.2-1B (2048 -> 8192), on
+// of SmolLM2-135M (576 -> 1536, the FFN up projection) and Llama-3.2-1B (2048 -> 8192) and
+// an L2-resident 2048 -> 256, on
 // one pool thread (rates use wall time), through the dispatched kernels (HEARTH_ISA caps
 // them as in the product).
 //   matvec/<type>/<shape>: one token (decode); reports weight GB/s read (bytes_per_second).
@@ -37,7 +38,9 @@ struct Shape {
   const char* name;
   int64_t n_cols, n_rows;
 };
-constexpr Shape kShapes[] = {{"135M", 576, 1536}, {"1B", 2048, 8192}};
+// "L2": a 1B-wide matrix small enough (256 rows, <= 0.6 MB) to stay in a core's L2, so
+// matvec/<type>/L2 is the kernel's compute rate without memory in the way.
+constexpr Shape kShapes[] = {{"135M", 576, 1536}, {"1B", 2048, 8192}, {"L2", 2048, 256}};
 constexpr TensorType kTypes[] = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
                                  TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
                                  TensorType::Q5_K, TensorType::Q6_K};

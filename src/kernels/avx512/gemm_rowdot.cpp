@@ -534,6 +534,7 @@ struct Q4_KIL {
     }
     const uint8_t* qs = p + 4 * 64;
     const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8(static_cast<char>(0xf0));
+#pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       __m512i se = _mm512_setzero_si512(), so = _mm512_setzero_si512();
       for (int k = 0; k < 8; ++k) {
@@ -561,12 +562,15 @@ struct Q6_KIL {
                   sc3 = load64(p + 51 * 64);
     const __m512i sc[4] = {sc0, sc1, sc2, sc3};
     const __m512i k4 = _mm512_set1_epi8(0x0f), k30 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
-      __m512i s0[4], s1[4];
+      __m512i s[2][4];  // [half][r]: the integer dots with o16, all in registers
+#pragma GCC unroll 4
       for (int r = 0; r < 4; ++r) {
-        s0[r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r)]);
-        s1[r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r) + 1]);
+        s[0][r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r)]);
+        s[1][r] = _mm512_set1_epi32(o16[2 * (b + 4 * h + r) + 1]);
       }
+#pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) {
         const __m512i l0 = load64(p + 64 * (16 * h + k)), l1 = load64(p + 64 * (16 * h + 8 + k));
         const __m512i hb = load64(p + 64 * (32 + 8 * h + k));
@@ -576,22 +580,18 @@ struct Q6_KIL {
             _mm512_ternarylogic_epi32(l1, _mm512_and_si512(_mm512_slli_epi32(hb, 2), k30), k4, 0xEC),
             _mm512_ternarylogic_epi32(_mm512_srli_epi32(l0, 4), _mm512_and_si512(hb, k30), k4, 0xEC),
             _mm512_ternarylogic_epi32(_mm512_srli_epi32(l1, 4), _mm512_and_si512(_mm512_srli_epi32(hb, 2), k30), k4, 0xEC)};
-        for (int r = 0; r < 4; ++r) {
-          const __m512i xv = x_dword(x, b + 4 * h + r, k);
-          if (k < 4)
-            s0[r] = _mm512_dpbusd_epi32(s0[r], q[r], xv);
-          else
-            s1[r] = _mm512_dpbusd_epi32(s1[r], q[r], xv);
-        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) s[k / 4][r] = _mm512_dpbusd_epi32(s[k / 4][r], q[r], x_dword(x, b + 4 * h + r, k));
       }
+#pragma GCC unroll 4
       for (int r = 0; r < 4; ++r) {
         const int j = 4 * h + r;
         const __m512 xd = _mm512_set1_ps(x.d[b + j]);
         const __m512i scw = sc[j / 2];
         const __m512 dl = _mm512_mul_ps(d, byte_s(scw, 2 * (j % 2)));
         const __m512 dh = _mm512_mul_ps(d, byte_s(scw, 2 * (j % 2) + 1));
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[r]), dl), xd, acc);
-        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[r]), dh), xd, acc);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[0][r]), dl), xd, acc);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s[1][r]), dh), xd, acc);
       }
     }
   }
