@@ -40,31 +40,19 @@ bool interleave_supported(TensorType t, int64_t n_cols, int64_t n_rows) {
 
 namespace {
 
-// One block of 16 rows: the rows' blocks (16 x block_bytes, row i at rows + i * stride)
-// to the interleaved block at il, or back (kToRows).
-template <bool kToRows>
-void move_block(const InterleaveLayout& l, uint8_t* rows, int64_t stride, uint8_t* il) {
-  auto move = [](uint8_t* row_side, uint8_t* il_side, int n) {
-    if constexpr (kToRows)
-      std::memcpy(row_side, il_side, static_cast<size_t>(n));
-    else
-      std::memcpy(il_side, row_side, static_cast<size_t>(n));
-  };
+// f(row_offset, il_offset, bytes) for each field of row i: its offset in the row's block
+// and in the interleaved block of 16 rows (the layout in interleave.h).
+template <class F>
+void for_each_field(const InterleaveLayout& l, int i, F f) {
   const int body = 2 * l.lead_halves, tail = body + 4 * l.dwords;
-  uint8_t* const il_body = il + 32 * l.lead_halves;
-  uint8_t* const il_tail = il_body + 64 * l.dwords;
-  for (int i = 0; i < kInterleaveRows; ++i) {
-    uint8_t* r = rows + i * stride;
-    for (int h = 0; h < l.lead_halves; ++h) move(r + 2 * h, il + 2 * (16 * h + i), 2);
-    for (int j = 0; j < l.dwords; ++j) move(r + body + 4 * j, il_body + 4 * (16 * j + i), 4);
-    for (int h = 0; h < l.tail_halves; ++h) move(r + tail + 2 * h, il_tail + 2 * (16 * h + i), 2);
-  }
+  const int il_body = 32 * l.lead_halves, il_tail = il_body + 64 * l.dwords;
+  for (int h = 0; h < l.lead_halves; ++h) f(2 * h, 2 * (16 * h + i), 2);
+  for (int j = 0; j < l.dwords; ++j) f(body + 4 * j, il_body + 4 * (16 * j + i), 4);
+  for (int h = 0; h < l.tail_halves; ++h) f(tail + 2 * h, il_tail + 2 * (16 * h + i), 2);
 }
 
-}  // namespace
-
 // interleave_rows's loop with the layout known at compile time (the field copies unroll:
-// the load-time repack of a model is several times faster than through move_block).
+// the load-time repack of a model is several times faster than through for_each_field).
 template <int kL, int kD, int kT>
 void interleave_groups(int64_t rb, int64_t nu, const uint8_t* s, uint8_t* d, int64_t r0, int64_t r1) {
   constexpr int kBytes = 2 * kL + 4 * kD + 2 * kT, kUnit = kInterleaveRows * kBytes;
@@ -80,6 +68,8 @@ void interleave_groups(int64_t rb, int64_t nu, const uint8_t* s, uint8_t* d, int
       }
     }
 }
+
+}  // namespace
 
 void interleave_rows(TensorType t, int64_t n_cols, int64_t n_rows, const void* src, void* dst,
                      int64_t r0, int64_t r1) {
@@ -111,10 +101,14 @@ void deinterleave_group(TensorType t, int64_t n_cols, const void* il, int64_t r0
   InterleaveLayout l;
   if (!interleave_layout(t, &l)) return;
   const int64_t rb = format::row_bytes(t, n_cols), nu = n_cols / l.block_elems;
-  auto* s = const_cast<uint8_t*>(static_cast<const uint8_t*>(il)) + r0 * rb;
+  const uint8_t* s = static_cast<const uint8_t*>(il) + r0 * rb;
   auto* d = static_cast<uint8_t*>(rows);
   for (int64_t u = 0; u < nu; ++u)
-    move_block<true>(l, d + u * l.block_bytes, rb, s + u * kInterleaveRows * l.block_bytes);
+    for (int i = 0; i < kInterleaveRows; ++i)
+      for_each_field(l, i, [&](int ro, int io, int n) {
+        std::memcpy(d + i * rb + u * l.block_bytes + ro, s + u * kInterleaveRows * l.block_bytes + io,
+                    static_cast<size_t>(n));
+      });
 }
 
 void deinterleave_row(TensorType t, int64_t n_cols, int64_t n_rows, const void* il, int64_t r,
@@ -126,19 +120,14 @@ void deinterleave_row(TensorType t, int64_t n_cols, int64_t n_rows, const void* 
     std::memcpy(out, s + r * rb, static_cast<size_t>(rb));
     return;
   }
-  const int64_t g = r / kInterleaveRows * kInterleaveRows, i = r - g, nu = n_cols / l.block_elems;
-  const uint8_t* base = s + g * rb;
+  const int64_t g = r / kInterleaveRows * kInterleaveRows, nu = n_cols / l.block_elems;
+  const int i = static_cast<int>(r - g);
   auto* d = static_cast<uint8_t*>(out);
-  const int body = 2 * l.lead_halves, tail = body + 4 * l.dwords;
-  for (int64_t u = 0; u < nu; ++u) {
-    const uint8_t* ilb = base + u * kInterleaveRows * l.block_bytes;
-    uint8_t* o = d + u * l.block_bytes;
-    const uint8_t* il_body = ilb + 32 * l.lead_halves;
-    const uint8_t* il_tail = il_body + 64 * l.dwords;
-    for (int h = 0; h < l.lead_halves; ++h) std::memcpy(o + 2 * h, ilb + 2 * (16 * h + i), 2);
-    for (int j = 0; j < l.dwords; ++j) std::memcpy(o + body + 4 * j, il_body + 4 * (16 * j + i), 4);
-    for (int h = 0; h < l.tail_halves; ++h) std::memcpy(o + tail + 2 * h, il_tail + 2 * (16 * h + i), 2);
-  }
+  for (int64_t u = 0; u < nu; ++u)
+    for_each_field(l, i, [&](int ro, int io, int n) {
+      std::memcpy(d + u * l.block_bytes + ro, s + g * rb + u * kInterleaveRows * l.block_bytes + io,
+                  static_cast<size_t>(n));
+    });
 }
 
 }  // namespace hearth::kernels
