@@ -6,9 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "kernels/interleave.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 
@@ -105,8 +103,10 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
+    // (few_rows does not matter here: the packed gemm reads interleaved rows without the
+    // repacking that few_rows avoids, and both paths have the packed arithmetic.)
     if (outs[i].interleaved)
-      p.path = outs[i].few_rows || n_tokens <= kRowdotMaxTokens ? Path::kRowdotIl : Path::kPackedIl;
+      p.path = n_tokens <= kRowdotMaxTokens ? Path::kRowdotIl : Path::kPackedIl;
     else
       p.path = !has_packed(k) || (outs[i].few_rows && !k.rowdot_gemm) ? Path::kTiled
                : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot

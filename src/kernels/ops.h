@@ -22,8 +22,8 @@ namespace hearth::kernels {
 //     packed panels would repack all of them for one or two rows. Per weight the choice
 //     never changes, so the row-independence above holds.
 //   interleaved: W is laid out by kernels/interleave.h (interleave_supported said yes for
-//     it): one or two rows take the interleaved rowdot kernel, more rows the packed gemm
-//     reading the interleaved rows. The same bits as W unchanged.
+//     it): one or two rows take the interleaved rowdot kernel, more rows (few_rows or not)
+//     the packed gemm reading the interleaved rows. The same bits as W unchanged.
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
             platform::ThreadPool& pool, bool few_rows = false, bool interleaved = false);

@@ -39,7 +39,6 @@
 namespace hearth::engine {
 namespace {
 
-
 // Defaults from the report, for files without attention.sliding_window_pattern or
 // rope.freq_base_swa (llama.cpp's converter writes neither for Gemma 3).
 constexpr int64_t kGlobalEvery = 6;         // 5 local layers, then 1 global

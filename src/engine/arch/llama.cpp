@@ -25,7 +25,6 @@
 namespace hearth::engine {
 namespace {
 
-
 struct Layer {
   const float* attn_norm;
   WeightRef wq, wk, wv, wo;

@@ -130,11 +130,11 @@ Expected<platform::PageBuffer> interleave_weights(const format::GgufFile& gguf,
     if (w->data != src) {
       const int64_t rows = w->n_rows, bytes = format::row_bytes(w->type, w->n_cols) * rows;
       const int64_t groups = rows / kernels::kInterleaveRows;
+      const int items = static_cast<int>(std::min<int64_t>(groups, 8 * pool.size()));
       const WeightRef& c = *w;
-      pool.run_items(std::min<int64_t>(groups, 8 * pool.size()), [&](int64_t item, int) {
+      pool.run_items(items, [&](int64_t item, int) {
         int64_t g0, g1;
-        platform::ThreadPool::chunk(groups, static_cast<int>(item),
-                                    static_cast<int>(std::min<int64_t>(groups, 8 * pool.size())), &g0, &g1);
+        platform::ThreadPool::chunk(groups, static_cast<int>(item), items, &g0, &g1);
         kernels::interleave_rows(c.type, c.n_cols, rows, c.data, at, g0 * kernels::kInterleaveRows,
                                  g1 * kernels::kInterleaveRows);
       });
