@@ -616,12 +616,13 @@ void fill_avx512_packed(KernelTable& t) {
   set(t, T::Q4_0, packed_gemm<pack_q4_0, kS>, packed_gemm<pack_q4_0, kS, nullptr, T::Q4_0>);
   set(t, T::Q4_1, packed_gemm<pack_q4_1, kSh>, packed_gemm<pack_q4_1, kSh, nullptr, T::Q4_1>);
   set(t, T::Q8_0, packed_gemm<pack_q8_0, kS>, packed_gemm<pack_q8_0, kS, nullptr, T::Q8_0>);
-  set(t, T::Q5_0, packed_gemm<pack_q5_0, kS>, packed_gemm<pack_q5_0, kS, nullptr, T::Q5_0>);
-  set(t, T::Q5_1, packed_gemm<pack_q5_1, kSh>, packed_gemm<pack_q5_1, kSh, nullptr, T::Q5_1>);
+  // The Q5 types have no interleaved decode kernel (gemm_rowdot.cpp), so they are never
+  // interleaved (interleave_supported) and need no interleaved gemm either.
+  set(t, T::Q5_0, packed_gemm<pack_q5_0, kS>, nullptr);
+  set(t, T::Q5_1, packed_gemm<pack_q5_1, kSh>, nullptr);
   set(t, T::Q4_K, packed_gemm<pack_k4<BlockQ4K, false>, kS>,
       packed_gemm<pack_k4<BlockQ4K, false>, kS, nullptr, T::Q4_K>);
-  set(t, T::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>,
-      packed_gemm<pack_k4<BlockQ5K, true>, kS, nullptr, T::Q5_K>);
+  set(t, T::Q5_K, packed_gemm<pack_k4<BlockQ5K, true>, kS>, nullptr);
   set(t, T::Q6_K, packed_gemm<pack_q6_k, kSplit, fused_q6_k>,
       packed_gemm<pack_q6_k, kSplit, fused_q6_k, T::Q6_K>);
 }
