@@ -122,9 +122,13 @@ def attention(q, k, v, scale: float, window: int | None) -> np.ndarray:
     return np.einsum("hqk,khd->qhd", p, v).reshape(n, n_head * d)
 
 
-def forward(m: Gemma3Weights, token_ids, rows=None, sliding: bool = True) -> np.ndarray:
+def forward(m: Gemma3Weights, token_ids, rows=None, sliding: bool = True,
+            kv_f16: bool = False) -> np.ndarray:
     """Logits of the positions `rows` (default: all). sliding=False lets local layers see
-    every earlier key: only to show that the window matters (make_gemma3_golden.py)."""
+    every earlier key: only to show that the window matters (make_gemma3_golden.py).
+    kv_f16=True rounds K (after RoPE) and V to float16 before attention, as the KV caches of
+    Hearth and llama.cpp hold them: for comparisons at f32 precision (the tiny F32 files);
+    the committed goldens were made without it."""
     ids = np.asarray(token_ids, dtype=np.int64)
     if ids.ndim != 1 or len(ids) == 0 or ids.min() < 0 or ids.max() >= m.n_vocab:
         raise ValueError("token_ids must be a non-empty 1-D sequence of vocabulary ids")
@@ -141,6 +145,8 @@ def forward(m: Gemma3Weights, token_ids, rows=None, sliding: bool = True) -> np.
         k = rms_norm(k, m.w(b + "attn_k_norm.weight"), eps)
         base = m.rope_base if is_global else m.local_rope_base
         q, k = rope_neox(q, pos, base), rope_neox(k, pos, base)
+        if kv_f16:
+            k, v = k.astype(np.float16).astype(np.float64), v.astype(np.float16).astype(np.float64)
         window = None if is_global or not sliding else m.window
         a = attention(q, k, v, 1.0 / np.sqrt(m.head_dim), window)
         o = a @ m.w(b + "attn_output.weight").T

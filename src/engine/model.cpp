@@ -102,7 +102,7 @@ std::optional<std::string> Model::chat_template() const {
 
 int64_t Model::kv_bytes(int64_t n_ctx) const {
   const HParams& hp = hparams();
-  return 2 * hp.n_layer * n_ctx * hp.kv_dim() * static_cast<int64_t>(sizeof(float));
+  return 2 * hp.n_layer * n_ctx * hp.kv_dim() * static_cast<int64_t>(sizeof(kernels::f16_t));
 }
 
 std::shared_ptr<const JsonVocabIndex> Model::json_vocab_index() const {
@@ -156,10 +156,10 @@ Expected<std::unique_ptr<Sequence>> Evaluator::new_sequence() const {
   std::unique_ptr<Sequence> s(new Sequence());
   ForwardState& st = s->state_;
   st.n_ctx = ws_.n_ctx;
-  const size_t cache_floats = static_cast<size_t>(hp.n_layer * st.n_ctx * hp.kv_dim());
+  const size_t cache_values = static_cast<size_t>(hp.n_layer * st.n_ctx * hp.kv_dim());
   // Uninitialised on purpose: pages are touched only as positions fill.
-  st.k_cache.reset(new (std::nothrow) float[cache_floats]);
-  st.v_cache.reset(new (std::nothrow) float[cache_floats]);
+  st.k_cache.reset(new (std::nothrow) kernels::f16_t[cache_values]);
+  st.v_cache.reset(new (std::nothrow) kernels::f16_t[cache_values]);
   if (!st.k_cache || !st.v_cache) return make_error("out of memory allocating the KV cache for --ctx {}", st.n_ctx);
   s->tokens_.reserve(static_cast<size_t>(st.n_ctx));
   return s;

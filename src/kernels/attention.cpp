@@ -19,16 +19,16 @@ inline float lane_tree(float* acc) {
 
 // Lane l sums the products i = l (mod 16) in order, then the lane tree. No FMA
 // contraction: this file is built for the baseline ISA (and with -ffp-contract=off).
-inline float dot_fixed(const float* a, const float* b, int64_t n) {
+inline float dot_fixed(const float* a, const f16_t* b, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * f16_to_f32(b[i + l]);
+  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * f16_to_f32(b[i]);
   return lane_tree(acc);
 }
 
-void attention_one(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
+void attention_one(const float* q, const f16_t* k, const f16_t* v, int64_t stride, int64_t n_kv,
                    int64_t hd, float scale, float* e, float* out) {
   float m = -INFINITY;
   for (int64_t j = 0; j < n_kv; ++j) {
@@ -44,23 +44,23 @@ void attention_one(const float* q, const float* k, const float* v, int64_t strid
   std::fill(out, out + hd, 0.0f);
   for (int64_t j = 0; j < n_kv; ++j) {
     const float p = e[j];
-    const float* vj = v + j * stride;
-    for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];  // independent lanes: vectorizes
+    const f16_t* vj = v + j * stride;
+    for (int64_t d = 0; d < hd; ++d) out[d] += p * f16_to_f32(vj[d]);
   }
   for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
 }
 
 }  // namespace
 
-void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                              const float* v, int64_t stride, int64_t n_kv, int64_t hd,
+void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                              const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd,
                               float scale, float* scores, float* out, int64_t out_stride) {
   for (int64_t i = 0; i < n_q; ++i)
     attention_one(q + i * q_stride, k, v, stride, n_kv, hd, scale, scores + i * n_kv,
                   out + i * out_stride);
 }
 
-void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
+void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k, const f16_t* v,
                      int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
                      float* out, int64_t out_stride) {
   static const auto form =
@@ -68,17 +68,17 @@ void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float*
   form(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out, out_stride);
 }
 
-void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
+void attention_head_ref(const float* q, const f16_t* k, const f16_t* v, int64_t stride,
                         int64_t n_kv, int64_t hd, float scale, float* scores, float* out) {
   for (int64_t j = 0; j < n_kv; ++j) {
     float s = 0;
-    for (int64_t d = 0; d < hd; ++d) s += q[d] * k[j * stride + d];
+    for (int64_t d = 0; d < hd; ++d) s += q[d] * f16_to_f32(k[j * stride + d]);
     scores[j] = s * scale;
   }
   softmax(scores, n_kv);
   std::fill(out, out + hd, 0.0f);
   for (int64_t j = 0; j < n_kv; ++j)
-    for (int64_t d = 0; d < hd; ++d) out[d] += scores[j] * v[j * stride + d];
+    for (int64_t d = 0; d < hd; ++d) out[d] += scores[j] * f16_to_f32(v[j * stride + d]);
 }
 
 }  // namespace hearth::kernels

@@ -3,13 +3,16 @@
 
 #include <cstdint>
 
+#include "kernels/half.h"
+
 namespace hearth::kernels {
 
 // For each of n_q query heads that share one KV head and see the same n_kv cache rows
 // (the n_rep heads of one token in grouped-query attention):
 //   out_i[hd] = sum_j softmax_j(scale * q_i . k_j) * v_j   for j < n_kv
 //   q: head i at q + i * q_stride (hd f32); out likewise at out + i * out_stride.
-//   k, v: n_kv rows of hd f32, row j at k + j * stride (stride >= hd).
+//   k, v: n_kv rows of hd f16 (the KV cache's type), row j at k + j * stride (stride >= hd);
+//         each is widened to f32 exactly, then everything below is f32.
 //   scores: room for n_q * n_kv floats (caller-owned scratch, overwritten).
 //
 // Every head's result is fixed by this order of f32 operations, on every CPU and however
@@ -23,7 +26,7 @@ namespace hearth::kernels {
 // same bits alone, in a prompt chunk or in a batch of streams, and under any HEARTH_ISA;
 // with the packed gemm's scalar twin that makes a prompt's logits under
 // HEARTH_ISA=scalar equal to the AVX-512 VNNI ones.
-void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float* k, const float* v,
+void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k, const f16_t* v,
                      int64_t stride, int64_t n_kv, int64_t hd, float scale, float* scores,
                      float* out, int64_t out_stride);
 
@@ -31,18 +34,18 @@ void attention_heads(const float* q, int64_t q_stride, int64_t n_q, const float*
 // its AVX-512 and AVX2 forms (avx512/attention_avx512.cpp, avx2/f32_avx2.cpp), which work
 // on up to 4 heads at once (each K and V row loaded once for all of them): the same bits
 // (tests/kernels/gemm_test.cpp).
-void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                              const float* v, int64_t stride, int64_t n_kv, int64_t hd,
+void attention_heads_portable(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                              const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd,
                               float scale, float* scores, float* out, int64_t out_stride);
-void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                            const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                            const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                             float* scores, float* out, int64_t out_stride);
-void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                          const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                          const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                           float* scores, float* out, int64_t out_stride);
 
 // One head with plain scalar loops and std::exp: the reference the test compares against.
-void attention_head_ref(const float* q, const float* k, const float* v, int64_t stride,
+void attention_head_ref(const float* q, const f16_t* k, const f16_t* v, int64_t stride,
                         int64_t n_kv, int64_t hd, float scale, float* scores, float* out);
 
 }  // namespace hearth::kernels

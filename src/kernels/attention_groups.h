@@ -14,8 +14,8 @@ namespace hearth::kernels {
 // Kernel::run<NQ, C>(q, q_stride, k, v, stride, n_kv, scale, scores, out, out_stride)
 // computes NQ (1..4) heads of C * 16 dimensions.
 template <class Kernel, int C>
-inline void attention_groups_c(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                               const float* v, int64_t stride, int64_t n_kv, float scale,
+inline void attention_groups_c(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                               const f16_t* v, int64_t stride, int64_t n_kv, float scale,
                                float* scores, float* out, int64_t out_stride) {
   for (int64_t i = 0; i < n_q; i += 4) {
     const float* qi = q + i * q_stride;
@@ -31,8 +31,8 @@ inline void attention_groups_c(const float* q, int64_t q_stride, int64_t n_q, co
 }
 
 template <class Kernel>
-inline void attention_groups(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                             const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+inline void attention_groups(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                             const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                              float* scores, float* out, int64_t out_stride) {
   switch (hd) {
     case 64:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/half.h"
 #include "kernels/ops.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
@@ -360,15 +361,24 @@ TEST(MatmulShared, EqualsOneMatmulPerWeight) {
   }
 }
 
+// n random values as f16 (the KV cache's type).
+std::vector<f16_t> random_halves(int64_t n, uint32_t seed) {
+  const std::vector<float> f = random_floats(n, seed, 0.0f);
+  std::vector<f16_t> h(f.size());
+  for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_f16(f[i]);
+  return h;
+}
+
 // Attention of n_q heads: q and out rows `pitch` floats apart (pitch >= hd).
 struct AttnCase {
   int64_t hd, n_kv, n_q, pitch, stride;
-  std::vector<float> q, k, v;
+  std::vector<float> q;
+  std::vector<f16_t> k, v;
   AttnCase(int64_t hd_, int64_t n_kv_, int64_t n_q_, uint32_t seed)
       : hd(hd_), n_kv(n_kv_), n_q(n_q_), pitch(hd_ + 3), stride(hd_ * 3),
         q(random_floats(n_q_ * (hd_ + 3), seed, 0.0f)),
-        k(random_floats(n_kv_ * hd_ * 3, seed + 1, 0.0f)),
-        v(random_floats(n_kv_ * hd_ * 3, seed + 2, 0.0f)) {}
+        k(random_halves(n_kv_ * hd_ * 3, seed + 1)),
+        v(random_halves(n_kv_ * hd_ * 3, seed + 2)) {}
   float scale() const { return 1.0f / std::sqrt(static_cast<float>(hd)); }
 };
 

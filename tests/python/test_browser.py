@@ -109,17 +109,16 @@ class Page:
             }).observe(document.querySelector('#log'), {subtree: true, childList: true, attributes: true});
         }""")
 
-    def send(self, text: str, mocked: bool = False):
-        """Sends a prompt. A real stream shows Stop while it runs; a mocked (route-fulfilled)
-        stream may finish before Stop can be seen, so then wait for the new answer instead."""
+    def send(self, text: str):
+        """Sends a prompt and waits until its answer has started (a new assistant entry).
+        Stop shows only while a stream runs, and a short real answer (a few tokens at
+        ~400 tokens/s) or a mocked one can come and go between two polls, so its visibility
+        is checked where a long answer is running (the Stop step below)."""
         count = "() => document.querySelectorAll('#log .assistant').length"
         before = self.page.evaluate(count)
         self.page.fill("#prompt", text)
         self.page.press("#prompt", "Enter")
-        if mocked:
-            self.page.wait_for_function(f"({count})() > {before}")
-        else:
-            self.page.wait_for_selector("#stop", state="visible")
+        self.page.wait_for_function(f"({count})() > {before}")
 
     def wait_done(self):
         self.page.wait_for_selector("#send", state="visible")
@@ -179,6 +178,7 @@ def test_chat_streams_stops_and_starts_anew(browser, server):
         p.page.wait_for_function(
             "() => { const a = document.querySelectorAll('#log .assistant');"
             " return a[a.length - 1].dataset.raw.length > 40; }")
+        assert p.page.is_visible("#stop") and p.page.is_hidden("#send")
         p.page.click("#stop")
         p.wait_done()
         stopped_at = len(p.last_answer())
@@ -235,7 +235,7 @@ def test_model_output_cannot_inject_html_or_script(browser, server):
         p.page.route("**/v1/chat/completions", lambda route: route.fulfill(
             status=200, headers={"Content-Type": "text/event-stream"}, body=sse(pieces)))
         p.page.evaluate("window.__xss = null")
-        p.send("Show me some Markdown.", mocked=True)
+        p.send("Show me some Markdown.")
         p.wait_done()
         assert p.last_answer() == HOSTILE
         p.page.wait_for_timeout(500)  # give any injected handler time to run
@@ -280,7 +280,7 @@ def test_phone_sized_screen(browser, server):
         wide = "```\n" + "x" * 400 + "\n```\n" + "y" * 400
         p.page.route("**/v1/chat/completions", lambda route: route.fulfill(
             status=200, headers={"Content-Type": "text/event-stream"}, body=sse([wide])))
-        p.send("Long lines, please.", mocked=True)
+        p.send("Long lines, please.")
         p.wait_done()
         for sel in ("#prompt", "#send", "#model", "#new"):
             box = p.page.locator(sel).bounding_box()

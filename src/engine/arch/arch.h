@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "kernels/half.h"
 #include "platform/status.h"
 #include "platform/thread_pool.h"
 
@@ -45,8 +46,9 @@ struct HParams {
 struct ForwardState {
   int64_t n_ctx = 0;
   int64_t n_past = 0;
-  std::unique_ptr<float[]> k_cache;  // [n_layer, n_ctx, kv_dim]
-  std::unique_ptr<float[]> v_cache;  // [n_layer, n_ctx, kv_dim]
+  // f16, as llama.cpp keeps them: half the bytes attention reads per token at long contexts.
+  std::unique_ptr<kernels::f16_t[]> k_cache;  // [n_layer, n_ctx, kv_dim]
+  std::unique_ptr<kernels::f16_t[]> v_cache;  // [n_layer, n_ctx, kv_dim]
 };
 
 // Scratch for one forward pass of up to n_batch tokens (all its sequences together),

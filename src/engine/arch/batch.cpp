@@ -4,8 +4,18 @@
 #include <cstring>
 
 #include "kernels/ops.h"
+#include "kernels/type_kernels.h"
 
 namespace hearth::engine {
+namespace {
+
+// n f32 to f16 with the dispatched F16 converter (F16C where the CPU has it).
+void to_f16(const float* x, kernels::f16_t* y, int64_t n) {
+  static const kernels::FromFloatFn convert = kernels::type_kernels(format::TensorType::F16).from_float;
+  convert(x, y, n);
+}
+
+}  // namespace
 
 int64_t batch_rows(const SeqTokens* seqs, int n_seqs) {
   int64_t rows = 0;
@@ -32,9 +42,10 @@ void append_kv(const SeqTokens* seqs, int n_seqs, int64_t il, int64_t kv_dim, co
                const float* v) {
   for (int64_t s = 0, r = 0; s < n_seqs; r += seqs[s].n_tokens, ++s) {
     const ForwardState& st = *seqs[s].state;
-    const int64_t at = (il * st.n_ctx + st.n_past) * kv_dim;
-    std::memcpy(st.k_cache.get() + at, k + r * kv_dim, sizeof(float) * seqs[s].n_tokens * kv_dim);
-    std::memcpy(st.v_cache.get() + at, v + r * kv_dim, sizeof(float) * seqs[s].n_tokens * kv_dim);
+    const int64_t at = (il * st.n_ctx + st.n_past) * kv_dim, n = seqs[s].n_tokens * kv_dim;
+    // To f16, rounded to nearest even (the same bits on every ISA: F16C or half.h).
+    to_f16(k + r * kv_dim, st.k_cache.get() + at, n);
+    to_f16(v + r * kv_dim, st.v_cache.get() + at, n);
   }
 }
 

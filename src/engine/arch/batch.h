@@ -25,8 +25,8 @@ int64_t attention_heads_per_item(const SeqTokens* seqs, int n_seqs, int64_t n_he
 // The sequence that batch row t belongs to; i is set to the token's index within it.
 int row_sequence(const SeqTokens* seqs, int64_t t, int64_t& i);
 
-// Copies layer il's K and V rows ([rows, kv_dim] each) into every sequence's cache at
-// that sequence's n_past.
+// Stores layer il's K and V rows ([rows, kv_dim] each, f32) into every sequence's cache
+// (f16) at that sequence's n_past.
 void append_kv(const SeqTokens* seqs, int n_seqs, int64_t il, int64_t kv_dim, const float* k,
                const float* v);
 

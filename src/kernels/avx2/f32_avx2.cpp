@@ -72,10 +72,15 @@ inline void lane_trees16(const __m256* s8, float* out) {
   _mm256_storeu_ps(out + 8, _mm256_permutevar8x32_ps(z[1], order));
 }
 
+// 8 f16 of the KV cache, widened to f32 (exact; F16C comes with the AVX2 level).
+inline __m256 halves8(const f16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // attention_groups' kernel (attention_groups.h): NQ heads (1..4) of C * 16 dimensions each.
 struct Heads {
   template <int NQ, int C>
-  static void run(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
+  static void run(const float* q, int64_t q_stride, const f16_t* k, const f16_t* v, int64_t stride,
                   int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
     float mx[NQ];
     for (int i = 0; i < NQ; ++i) mx[i] = -INFINITY;
@@ -88,11 +93,11 @@ struct Heads {
           for (int i = 0; i < NQ; ++i) s8[i][jj] = _mm256_setzero_ps();
           continue;
         }
-        const float* kj = k + (j0 + jj) * stride;
+        const f16_t* kj = k + (j0 + jj) * stride;
         __m256 lo[NQ], hi[NQ];
         for (int i = 0; i < NQ; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
         for (int c = 0; c < C; ++c) {
-          const __m256 klo = _mm256_loadu_ps(kj + 16 * c), khi = _mm256_loadu_ps(kj + 16 * c + 8);
+          const __m256 klo = halves8(kj + 16 * c), khi = halves8(kj + 16 * c + 8);
           for (int i = 0; i < NQ; ++i) {
             const float* qi = q + i * q_stride + 16 * c;
             lo[i] = _mm256_add_ps(lo[i], _mm256_mul_ps(_mm256_loadu_ps(qi), klo));
@@ -137,9 +142,9 @@ struct Heads {
         for (auto& a : acc)
           for (__m256& x : a) x = _mm256_setzero_ps();
         for (int64_t j = 0; j < n_kv; ++j) {
-          const float* vj = v + j * stride + d0;
+          const f16_t* vj = v + j * stride + d0;
           __m256 vc[4];
-          for (int c = 0; c < 4; ++c) vc[c] = _mm256_loadu_ps(vj + 8 * c);
+          for (int c = 0; c < 4; ++c) vc[c] = halves8(vj + 8 * c);
           for (int i = 0; i < nq; ++i) {
             const __m256 e = _mm256_set1_ps(scores[(i0 + i) * n_kv + j]);
             for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_add_ps(acc[i][c], _mm256_mul_ps(e, vc[c]));
@@ -157,8 +162,8 @@ struct Heads {
 
 }  // namespace
 
-void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                          const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                          const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                           float* scores, float* out, int64_t out_stride) {
   attention_groups<Heads>(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out, out_stride);
 }

@@ -27,6 +27,11 @@
 namespace hearth::kernels {
 namespace {
 
+// 16 f16 of the KV cache, widened to f32 (exact).
+inline __m512 halves16(const f16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
 // Loads a K or V row chunk into a register once for all heads: without this the compiler
 // folds the load into each head's multiply, loading it up to 4 times.
 inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
@@ -63,7 +68,7 @@ inline float lane_tree(__m512 acc) {
 // attention_groups' kernel (attention_groups.h): NQ heads (1..4) of C * 16 dimensions each.
 struct Heads {
   template <int NQ, int C>
-  static void run(const float* q, int64_t q_stride, const float* k, const float* v, int64_t stride,
+  static void run(const float* q, int64_t q_stride, const f16_t* k, const f16_t* v, int64_t stride,
                   int64_t n_kv, float scale, float* scores, float* out, int64_t out_stride) {
     const __m512 vscale = _mm512_set1_ps(scale);
     __m512 mx[NQ];
@@ -74,11 +79,11 @@ struct Heads {
       const int nk = static_cast<int>(std::min<int64_t>(16, n_kv - j0));
       __m512 acc[NQ][16];
       for (int jj = 0; jj < nk; ++jj) {
-        const float* kj = k + (j0 + jj) * stride;
+        const f16_t* kj = k + (j0 + jj) * stride;
         __m512 a[NQ];
         for (int i = 0; i < NQ; ++i) a[i] = _mm512_setzero_ps();
         for (int c = 0; c < C; ++c) {
-          __m512 kc = _mm512_loadu_ps(kj + 16 * c);
+          __m512 kc = halves16(kj + 16 * c);
           keep_in_register(kc);
           for (int i = 0; i < NQ; ++i)
             a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(_mm512_loadu_ps(q + i * q_stride + 16 * c), kc));
@@ -117,10 +122,10 @@ struct Heads {
       for (int i = 0; i < NQ; ++i)
         for (int c = 0; c < W; ++c) acc[i][c] = _mm512_setzero_ps();
       for (int64_t j = 0; j < n_kv; ++j) {
-        const float* vj = v + j * stride + 16 * c0;
+        const f16_t* vj = v + j * stride + 16 * c0;
         __m512 vc[W];
         for (int c = 0; c < W; ++c) {
-          vc[c] = _mm512_loadu_ps(vj + 16 * c);
+          vc[c] = halves16(vj + 16 * c);
           keep_in_register(vc[c]);
         }
         for (int i = 0; i < NQ; ++i) {
@@ -139,8 +144,8 @@ struct Heads {
 
 }  // namespace
 
-void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const float* k,
-                            const float* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
+void attention_heads_avx512(const float* q, int64_t q_stride, int64_t n_q, const f16_t* k,
+                            const f16_t* v, int64_t stride, int64_t n_kv, int64_t hd, float scale,
                             float* scores, float* out, int64_t out_stride) {
   attention_groups<Heads>(q, q_stride, n_q, k, v, stride, n_kv, hd, scale, scores, out, out_stride);
 }
