@@ -11,14 +11,7 @@
 #include <random>
 #include <thread>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 #include "platform/mapped_file.h"

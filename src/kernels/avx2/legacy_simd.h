@@ -14,12 +14,11 @@
 // of the f32 additions across blocks.
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/blocks.h"
+#include "kernels/intrinsics.h"
 
 namespace hearth::kernels {
 namespace {

@@ -1,15 +1,9 @@
 // The AVX-512 forms of swiglu and rmsnorm: the portable code's operations (ops.cpp), 16
 // elements at a time, so the bits do not depend on the ISA. Built with -ffp-contract=off
 // (CMakeLists.txt).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include "kernels/avx512/exp_avx512.h"
+#include "kernels/intrinsics.h"
 #include "kernels/ops.h"
 
 namespace hearth::kernels {

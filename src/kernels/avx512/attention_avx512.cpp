@@ -9,13 +9,6 @@
 //           key and element, in key order.
 // CMakeLists.txt builds this file with -ffp-contract=off: fusing a mul and an add into an
 // FMA would change the rounding.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +16,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_groups.h"
 #include "kernels/avx512/exp_avx512.h"
+#include "kernels/intrinsics.h"
 
 namespace hearth::kernels {
 namespace {

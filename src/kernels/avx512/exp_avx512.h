@@ -4,9 +4,9 @@
 // files built with -ffp-contract=off and -mavx512f (CMakeLists.txt).
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstdint>
+
+#include "kernels/intrinsics.h"
 
 namespace hearth::kernels {
 

@@ -1,17 +1,11 @@
 // AVX-512 tiled matrix products (see avx2/gemm_simd.h), VNNI where the ISA cap allows.
 // GCC 12's AVX-512 intrinsics warn about their own "undefined" operands (GCC bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels/avx2/gemm_simd.h"
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 

@@ -26,13 +26,6 @@
 // acc += f32(o16_lo + dot_lo) * d_lo * d_x, then the same for the upper half.
 //
 // The scalar twin, bit for bit, is gemm_packed_ref.cpp; tests/kernels/ checks both.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cstring>
@@ -40,6 +33,7 @@
 #include "kernels/blocks.h"
 #include "kernels/blocks_k.h"
 #include "kernels/interleave.h"
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 
 namespace hearth::kernels {

@@ -26,13 +26,6 @@
 // 64-byte load is dword j of 16 rows, lane i = row i: with the token's 4 activations of
 // that dword broadcast, one vpdpbusd adds 4 products to each row's dot, with no inserts,
 // transposes or reductions, and the matrix is read in address order.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cstdint>
@@ -43,6 +36,7 @@
 #include "kernels/avx2/legacy_simd.h"
 #pragma GCC diagnostic pop
 #include "kernels/blocks_k.h"
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 
 namespace hearth::kernels {

@@ -7,19 +7,13 @@
 // 512-bit ops get two, so per block this is no slower than zmm pairs of blocks.
 // GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands and then warn
 // about them (GCC bug 105593); the warnings point into the intrinsic headers.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels/avx2/legacy_simd.h"
 #include "kernels/half.h"
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 

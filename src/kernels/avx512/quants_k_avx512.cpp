@@ -9,18 +9,12 @@
 // 16-element sub-blocks (Q6_K), so each q8 load is one contiguous 64-byte load.
 // GCC 12's AVX-512 intrinsics self-initialise their "undefined" operands and then warn
 // about them (GCC bug 105593); the warnings point into the intrinsic headers.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels/blocks_k.h"
+#include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
 #include "platform/cpu_features.h"
 
