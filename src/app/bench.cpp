@@ -91,8 +91,9 @@ uint64_t read_sum(const uint64_t* p, int64_t n) {
   return read_sum_scalar(p, n);
 }
 
-// One read pass over a buffer far larger than the last-level cache, on n threads (the
-// caller and n - 1 started for it): the bandwidth right now, for RooflineStat.
+// Reads a buffer far larger than the last-level cache on n threads (the caller and n - 1
+// started for each pass, so no idle pool spins beside a measurement): `hearth bench
+// --memory`'s passes and the probes around each --roofline token.
 class Probe {
  public:
   static Expected<Probe> create(int n_threads, int64_t bytes) {
@@ -103,32 +104,49 @@ class Probe {
     auto buf = platform::PageBuffer::allocate(static_cast<size_t>(pr.n_ * 8));
     if (!buf) return make_error("bandwidth probe: {}", buf.error());
     pr.buf_ = std::move(*buf);
-    auto* w = reinterpret_cast<uint64_t*>(pr.buf_.data());
-    for (int64_t i = 0; i < pr.n_; ++i) w[i] = static_cast<uint64_t>(i);
+    // Each thread writes (faults in) the part it will read, so pages sit near their reader.
+    pr.on_threads([&pr](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) pr.words()[i] = static_cast<uint64_t>(i);
+      return uint64_t{0};
+    });
     return pr;
   }
+  // One pass: GB/s (1 GB = 1e9 bytes).
   double read_gb_per_s() {
+    const auto t0 = Clock::now();
+    on_threads([this](int64_t b, int64_t e) { return read_sum(words() + b, e - b); });
+    ++passes_;
+    return static_cast<double>(bytes()) / seconds_since(t0) / 1e9;
+  }
+  int64_t bytes() const { return n_ * 8; }
+  // The sum of everything read so far is checked, so the reads cannot be optimised away.
+  bool read_back_ok() const {
+    return sum_ == static_cast<uint64_t>(passes_) * (static_cast<uint64_t>(n_) * (n_ - 1) / 2);
+  }
+
+ private:
+  uint64_t* words() const { return reinterpret_cast<uint64_t*>(buf_.data()); }
+  // f(begin, end) on thread i's share of the words, i < nt_; adds up what they return.
+  template <class F>
+  void on_threads(F f) {
     std::vector<uint64_t> sums(static_cast<size_t>(nt_));
     auto part = [&](int ti) {
       int64_t b, e;
       platform::ThreadPool::chunk(n_, ti, nt_, &b, &e);
-      sums[static_cast<size_t>(ti)] = read_sum(reinterpret_cast<const uint64_t*>(buf_.data()) + b, e - b);
+      sums[static_cast<size_t>(ti)] = f(b, e);
     };
-    const auto t0 = Clock::now();
     std::vector<std::thread> threads;
     for (int ti = 1; ti < nt_; ++ti) threads.emplace_back(part, ti);
     part(0);
     for (std::thread& t : threads) t.join();
-    const double gbs = static_cast<double>(n_ * 8) / seconds_since(t0) / 1e9;
-    for (uint64_t v : sums) sink_ += v;
-    return gbs;
+    for (uint64_t v : sums) sum_ += v;
   }
 
- private:
   int nt_ = 1;
   int64_t n_ = 0;
   platform::PageBuffer buf_;
-  uint64_t sink_ = 0;  // keeps the reads
+  uint64_t sum_ = 0;
+  int passes_ = 0;
 };
 
 double median(std::vector<double> v) {
@@ -279,6 +297,7 @@ Expected<BenchResult> run_bench(const engine::Model& model, const BenchParams& p
       }
       say(fmt::format("roofline rep {}/{}: {:.0f}% median so far", rep + 1, p.reps, 100 * median(rl.shares)));
     }
+    if (!probe->read_back_ok()) return make_error("bandwidth probe read back wrong data (memory error?)");
     rl.median_share = median(rl.shares);
     rl.min_share = *std::min_element(rl.shares.begin(), rl.shares.end());
     rl.max_share = *std::max_element(rl.shares.begin(), rl.shares.end());
@@ -294,35 +313,13 @@ Expected<BandwidthResult> measure_read_bandwidth(int n_threads, int64_t bytes, i
   if (bytes < (1 << 20)) return make_error("buffer of {} bytes is too small to measure memory", bytes);
   if (passes < 1) return make_error("need at least one pass");
   const int nt = n_threads == 0 ? platform::physical_core_count() : n_threads;
-  const int64_t n = bytes / 8;
-  auto page_buf = platform::PageBuffer::allocate(static_cast<size_t>(n * 8));  // huge pages if given
-  if (!page_buf) return make_error("bandwidth probe: {}", page_buf.error());
-  uint64_t* buf = reinterpret_cast<uint64_t*>(page_buf->data());
-  platform::ThreadPool pool(nt);
-  // Each thread writes (faults in) the part it will read, so pages sit near their reader.
-  pool.run([&](int ti, int k) {
-    int64_t b, e;
-    platform::ThreadPool::chunk(n, ti, k, &b, &e);
-    for (int64_t i = b; i < e; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
-  });
+  auto probe = Probe::create(nt, bytes);
+  if (!probe) return Error{probe.error()};
   BandwidthResult r;
   r.n_threads = nt;
-  r.bytes = n * 8;
-  std::vector<uint64_t> sums(static_cast<size_t>(nt));
-  for (int pass = 0; pass < passes; ++pass) {
-    const auto t0 = Clock::now();
-    pool.run([&](int ti, int k) {
-      int64_t b, e;
-      platform::ThreadPool::chunk(n, ti, k, &b, &e);
-      sums[static_cast<size_t>(ti)] += read_sum(buf + b, e - b);
-    });
-    r.gb_per_s.push_back(static_cast<double>(r.bytes) / seconds_since(t0) / 1e9);
-  }
-  uint64_t all = 0;
-  for (uint64_t s : sums) all += s;
-  // The sum is checked so the reads cannot be optimised away.
-  const uint64_t expect = static_cast<uint64_t>(passes) * (static_cast<uint64_t>(n) * (n - 1) / 2);
-  if (all != expect) return make_error("bandwidth probe read back wrong data (memory error?)");
+  r.bytes = probe->bytes();
+  for (int pass = 0; pass < passes; ++pass) r.gb_per_s.push_back(probe->read_gb_per_s());
+  if (!probe->read_back_ok()) return make_error("bandwidth probe read back wrong data (memory error?)");
   double sd = 0;
   mean_stddev(r.gb_per_s, &r.mean, &sd);
   r.best = *std::max_element(r.gb_per_s.begin(), r.gb_per_s.end());

@@ -38,8 +38,6 @@ class Model {
   // Bytes of the weight matrices one decode step reads (every matmul weight once; a tied
   // output head is the embedding table): the numerator of the memory roofline.
   int64_t matmul_weight_bytes() const { return matmul_weight_bytes_; }
-  // Whether any weight was interleaved at load (kernels/interleave.h).
-  bool weights_interleaved() const { return interleaved_.size() > 0; }
   // JSON mode's index of the tokenizer's vocabulary (engine/json_constraint.h): built by
   // the first caller (one pass over the vocabulary), then shared. Thread-safe.
   std::shared_ptr<const JsonVocabIndex> json_vocab_index() const;

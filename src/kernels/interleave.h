@@ -43,12 +43,5 @@ bool interleave_supported(format::TensorType t, int64_t n_cols, int64_t n_rows);
 // threads can share a matrix.
 void interleave_rows(format::TensorType t, int64_t n_cols, int64_t n_rows, const void* src,
                      void* dst, int64_t r0, int64_t r1);
-// Row r of an interleaved matrix, in the file's layout, into out (row_bytes bytes).
-void deinterleave_row(format::TensorType t, int64_t n_cols, int64_t n_rows, const void* il,
-                      int64_t r, void* out);
-// The whole group of 16 rows starting at row r0 (a multiple of 16, r0 + 16 <= n_rows),
-// row-major into rows (16 * row_bytes bytes).
-void deinterleave_group(format::TensorType t, int64_t n_cols, const void* il, int64_t r0,
-                        void* rows);
 
 }  // namespace hearth::kernels

@@ -26,6 +26,7 @@
 // A forward pass may carry several sequences: their tokens are the rows of one batch for
 // every matmul; only attention looks at which sequence (which cache) a row is from.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -54,6 +55,9 @@ struct Layer {
   const float* ffn_norm;
   WeightRef w_gate, w_up, w_down;
   const float* post_ffw_norm;
+  // The matrices only matmul reads, of a Layer or a const Layer.
+  template <class L>
+  static auto matrices(L& l) { return std::array{&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}; }
 };
 
 class Gemma3 final : public ArchModel {
@@ -80,14 +84,14 @@ class Gemma3 final : public ArchModel {
   std::vector<WeightRef*> matmul_weights() override {
     std::vector<WeightRef*> w{&output};
     for (Layer& l : layers)
-      for (WeightRef* r : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) w.push_back(r);
+      for (WeightRef* r : Layer::matrices(l)) w.push_back(r);
     return w;
   }
 
   int64_t act_bytes(int64_t B) const override {
     int64_t m = kernels::matmul_scratch_bytes(output.type, output.n_cols, B);
     for (const Layer& l : layers)
-      for (const WeightRef* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      for (const WeightRef* w : Layer::matrices(l))
         m = std::max(m, kernels::matmul_scratch_bytes(w->type, w->n_cols, B));
     return 3 * m;  // matmul_shared converts q/k/v's input once per activation type
   }
