@@ -76,13 +76,17 @@ void ThreadPool::run_items(int64_t n_items, const std::function<void(int64_t, in
     for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
     return;
   }
-  items_job_ = &fn;
-  n_items_.store(n_items, std::memory_order_relaxed);
-  items_done_.store(0, std::memory_order_relaxed);
   // The next generation number is known before publishing, so the claim counter is ready
-  // (released by publish's store) before any worker can see the generation.
+  // (released by publish's store) before any worker can see the generation. It is set
+  // first: a worker still leaving the previous call may yet try to claim through that
+  // call's counter, and must fail (its compare-exchange sees the new tag) before it can see
+  // this call's larger n_items_ (released below, acquired in work_items). Otherwise it
+  // could run an item of this call twice and count it, and this call would wait forever.
   const uint64_t next = (generation_.load(std::memory_order_relaxed) | 1) + 2;
   claim_.store(next << 32, std::memory_order_relaxed);
+  items_job_ = &fn;
+  items_done_.store(0, std::memory_order_relaxed);
+  n_items_.store(n_items, std::memory_order_release);
   const uint64_t g = publish(true);
   work_items(g, 0);
   for (int spin = 0; items_done_.load(std::memory_order_acquire) != n_items; ++spin) spin_pause(spin);
@@ -95,7 +99,7 @@ void ThreadPool::work_items(uint64_t g, int index) {
   for (;;) {
     if ((c & ~uint64_t{0xffffffff}) != tag) return;  // another generation
     const int64_t item = static_cast<int64_t>(c & 0xffffffff);
-    if (item >= n_items_.load(std::memory_order_relaxed)) return;
+    if (item >= n_items_.load(std::memory_order_acquire)) return;
     if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;

@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <thread>
 #include <vector>
 
 #include "platform/thread_pool.h"
@@ -27,6 +32,35 @@ TEST(ThreadPoolItems, EveryItemOncePerCall) {
       }
     }
   }
+}
+
+// Back-to-back calls whose item count grows: a worker still leaving call k must not take
+// an item of call k + 1 through call k's claim counter. (It once could: it read the new,
+// larger count before the caller reset the counter, ran an item of the new job that was
+// run again later, and the extra completion left the caller spinning forever. Seen as a
+// hung `hearth perplexity` while the loader repacked tensors of different sizes.)
+// A hang fails the test after 60 s instead of waiting for ctest's timeout.
+TEST(ThreadPoolItems, GrowingItemCountsNeverRunAnItemTwice) {
+  auto body = [] {
+    for (int nt : {2, 3, 6}) {  // 6: more threads than cores, so workers get descheduled
+      ThreadPool pool(nt);
+      std::vector<std::atomic<int>> hits(64);
+      for (int call = 0; call < 100000; ++call) {
+        const int64_t n = 2 + call % 31;
+        for (int64_t i = 0; i < n; ++i) hits[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+        pool.run_items(n, [&](int64_t i, int) { hits[static_cast<size_t>(i)].fetch_add(1); });
+        for (int64_t i = 0; i < n; ++i)
+          if (hits[static_cast<size_t>(i)].load() != 1) return false;
+      }
+    }
+    return true;
+  };
+  auto done = std::async(std::launch::async, body);
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "run_items did not return within 60 s (a lost item count)\n");
+    std::_Exit(1);
+  }
+  EXPECT_TRUE(done.get()) << "an item ran twice or not at all";
 }
 
 TEST(ThreadPoolItems, InterleavesWithRunAndSeesPriorWrites) {
