@@ -100,13 +100,22 @@ class Page:
         self.page.wait_for_function("document.querySelector('#model').options.length > 0")
 
     def watch_last_answer(self):
-        """Records the length of the newest answer's text each time the page changes it."""
+        """Records the length of the newest answer's text each time the page changes it:
+        every earlier value of its data-raw attribute (a fast server's events can arrive in one
+        chunk and be applied in one task, which the observer then reports at once), then the
+        current one."""
         self.page.evaluate("""() => {
             window.__lengths = [];
-            new MutationObserver(() => {
+            new MutationObserver((records) => {
                 const a = document.querySelectorAll('#log .assistant');
-                if (a.length) window.__lengths.push(a[a.length - 1].dataset.raw.length);
-            }).observe(document.querySelector('#log'), {subtree: true, childList: true, attributes: true});
+                if (!a.length) return;
+                const last = a[a.length - 1];
+                for (const r of records)
+                    if (r.type === 'attributes' && r.attributeName === 'data-raw' && r.target === last)
+                        window.__lengths.push((r.oldValue || '').length);
+                window.__lengths.push(last.dataset.raw.length);
+            }).observe(document.querySelector('#log'),
+                       {subtree: true, childList: true, attributes: true, attributeOldValue: true});
         }""")
 
     def send(self, text: str):
