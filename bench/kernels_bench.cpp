@@ -82,7 +82,7 @@ void run_matmul(benchmark::State& state, TensorType type, Shape s, int64_t n_tok
       static_cast<size_t>(kernels::matmul_scratch_bytes(type, s.n_cols, n_tokens)));
   for (auto _ : state) {
     kernels::matmul(type, w.data(), s.n_rows, s.n_cols, x.data(), n_tokens, y.data(),
-                    scratch.data(), pool, false, il);
+                    scratch.data(), pool, il);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -115,7 +115,7 @@ void run_matvec_dram(benchmark::State& state, TensorType type, Shape s, int thre
   int64_t c = 0;
   for (auto _ : state) {
     kernels::matmul(type, w + static_cast<int64_t>(w1.size()) * c, s.n_rows, s.n_cols, x.data(), 1,
-                    y.data(), scratch.data(), pool, false, il);
+                    y.data(), scratch.data(), pool, il);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     c = c + 1 == copies ? 0 : c + 1;

@@ -30,25 +30,8 @@ struct Dispatched {
 };
 
 Dispatched build_dispatched() {
-  Dispatched d{ref_table(), "scalar"};
-  const std::string isa = platform::isa_name();
-  const bool avx2 = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
-  const bool avx512 = isa == "avx512" || isa == "avx512_vnni";
-  if (avx2 && platform::cpu_features().avx2) {
-    clear_packed(d.table);  // only the VNNI fill below has a SIMD packed gemm
-    fill_avx2_legacy(d.table);
-    fill_avx2_k(d.table);
-    fill_avx2_gemm(d.table);
-    d.isa = "avx2";
-  }
-  if (avx512 && platform::cpu_features().avx512) {
-    // The AVX-512 fills pick their VNNI variants themselves from the same ISA cap.
-    fill_avx512_legacy(d.table);
-    fill_avx512_k(d.table);
-    fill_avx512_gemm(d.table);
-    d.isa = isa == "avx512_vnni" && platform::cpu_features().avx512_vnni ? "avx512_vnni"
-                                                                          : "avx512";
-  }
+  Dispatched d;
+  d.table = build_kernel_table(&d.isa);
   return d;
 }
 
@@ -64,6 +47,30 @@ const TypeKernels& lookup(const KernelTable& t, TensorType type) {
 }
 
 }  // namespace
+
+KernelTable build_kernel_table(const char** isa_out) {
+  KernelTable t = ref_table();
+  const char* isa_used = "scalar";
+  const std::string isa = platform::isa_name();
+  const bool avx2 = isa == "avx2" || isa == "avx512" || isa == "avx512_vnni";
+  const bool avx512 = isa == "avx512" || isa == "avx512_vnni";
+  if (avx2 && platform::cpu_features().avx2) {
+    fill_avx2_legacy(t);
+    fill_avx2_k(t);
+    fill_avx2_gemm(t);
+    fill_avx2_packed(t);  // the AVX-512 VNNI fill below replaces it
+    isa_used = "avx2";
+  }
+  if (avx512 && platform::cpu_features().avx512) {
+    // The AVX-512 fills pick their VNNI variants themselves from the same ISA cap.
+    fill_avx512_legacy(t);
+    fill_avx512_k(t);
+    fill_avx512_gemm(t);
+    isa_used = isa == "avx512_vnni" && platform::cpu_features().avx512_vnni ? "avx512_vnni" : "avx512";
+  }
+  if (isa_out != nullptr) *isa_out = isa_used;
+  return t;
+}
 
 const TypeKernels& type_kernels(TensorType t) { return lookup(dispatched().table, t); }
 const TypeKernels& type_kernels_ref(TensorType t) { return lookup(ref_table(), t); }

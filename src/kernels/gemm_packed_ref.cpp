@@ -235,11 +235,4 @@ void fill_ref_packed(KernelTable& t) {
   set(t, TensorType::Q6_K, packed_gemm_ref<unpack_q6_k, Offset::kSplit>);
 }
 
-void clear_packed(KernelTable& t) {
-  for (TypeKernels& k : t.types) {
-    k.pack_x = nullptr;
-    k.packed_gemm = nullptr;
-  }
-}
-
 }  // namespace hearth::kernels

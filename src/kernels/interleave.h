@@ -33,8 +33,8 @@ struct InterleaveLayout {
 bool interleave_layout(format::TensorType t, InterleaveLayout* out);
 
 // Whether a matrix [n_rows, n_cols] of type t can be interleaved for the kernels of this
-// CPU: the type has a layout and interleaved kernels in the dispatched table
-// (il_rowdot_gemm, il_packed_gemm), and the matrix is whole groups of 16
+// CPU: the type has a layout and an interleaved gemm in the dispatched table
+// (il_packed_gemm; il_rowdot_gemm is optional), and the matrix is whole groups of 16
 // rows of whole blocks.
 bool interleave_supported(format::TensorType t, int64_t n_cols, int64_t n_rows);
 
@@ -43,5 +43,13 @@ bool interleave_supported(format::TensorType t, int64_t n_cols, int64_t n_rows);
 // threads can share a matrix.
 void interleave_rows(format::TensorType t, int64_t n_cols, int64_t n_rows, const void* src,
                      void* dst, int64_t r0, int64_t r1);
+
+// Units [u0, u0 + n_units) (blocks; super-blocks for the K-quants) of one group of rows in
+// the file's layout, row i at src + min(i, n_rows - 1) * stride (a partial group repeats
+// its last row), into dst (n_units * 16 * block bytes) as one interleaved group: what SIMD
+// kernels that read interleaved rows use to take the file's layout too (a panel at a time).
+// 1 <= n_rows <= 16; types without a layout are left alone.
+void interleave_panel(format::TensorType t, const void* src, int64_t stride, int n_rows,
+                      int64_t u0, int64_t n_units, void* dst);
 
 }  // namespace hearth::kernels

@@ -65,16 +65,17 @@ int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n
 
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, bool few_rows, bool interleaved) {
-  const MatmulOut out{wtype, W, n_rows, y, few_rows, interleaved};
+            platform::ThreadPool& pool, bool interleaved) {
+  const MatmulOut out{wtype, W, n_rows, y, interleaved};
   matmul_shared(&out, 1, n_cols, x, n_tokens, scratch, pool);
 }
 
 void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const float* x,
                    int64_t n_tokens, void* scratch, platform::ThreadPool& pool) {
-  // Per weight type one path for every row: the packed gemm's arithmetic (rowdot for a
-  // few tokens, packed panels for more) where the type has it, else the tiled gemm.
-  // Interleaved weights: kRowdotIl, or kPackedIl (the packed gemm reading interleaved rows).
+  // Per weight type one arithmetic for every row: the packed gemm's (rowdot for a few
+  // tokens where the CPU has it, the packed gemm otherwise) where the type has it, else the
+  // tiled gemm's. Interleaved weights: kRowdotIl, or kPackedIl (the packed gemm reading
+  // interleaved rows).
   enum class Path { kTiled, kPacked, kRowdot, kRowdotIl, kPackedIl };
   struct Prepared {
     const TypeKernels* k;
@@ -103,14 +104,12 @@ void matmul_shared(const MatmulOut* outs, int n_outs, int64_t n_cols, const floa
     const format::TensorType act = k.vec_dot_type;
     Prepared& p = prep[i];
     p.k = &k;
-    // (few_rows does not matter here: the packed gemm reads interleaved rows without the
-    // repacking that few_rows avoids, and both paths have the packed arithmetic.)
     if (outs[i].interleaved)
-      p.path = n_tokens <= kRowdotMaxTokens ? Path::kRowdotIl : Path::kPackedIl;
+      p.path = n_tokens <= kRowdotMaxTokens && k.il_rowdot_gemm ? Path::kRowdotIl : Path::kPackedIl;
     else
-      p.path = !has_packed(k) || (outs[i].few_rows && !k.rowdot_gemm) ? Path::kTiled
-               : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens    ? Path::kRowdot
-                                                                     : Path::kPacked;
+      p.path = !has_packed(k)                                  ? Path::kTiled
+               : k.rowdot_gemm && n_tokens <= kRowdotMaxTokens ? Path::kRowdot
+                                                               : Path::kPacked;
     const bool packed_x = p.path == Path::kPacked || p.path == Path::kPackedIl;
     const PackXFn pack = p.path == Path::kTiled ? nullptr : packed_x ? k.pack_x : k.rowdot_pack_x;
     p.x_row_bytes = format::row_bytes(act, n_cols);

@@ -12,21 +12,17 @@ namespace hearth::kernels {
 //   W: [n_rows, n_cols] of wtype (GGUF ne0 = n_cols), row-major, read in place.
 //   x: [n_tokens, n_cols] f32; y: [n_tokens, n_rows] f32.
 //   scratch: at least matmul_scratch_bytes(wtype, n_cols, n_tokens) bytes.
-// A row of y never depends on how many rows x has: each weight type has one summation
-// order for every row (the packed gemm's where the type and CPU have one, computed by the
-// rowdot kernel for 1 or 2 rows and by packed panels for more; else the tiled gemm's), so
-// a token's logits are the same bits alone, in a prefill chunk or in a batch of streams.
-//   few_rows: this weight is only ever multiplied by a few rows (the output head: one row
-//     per sequence that wants logits). A type without a rowdot kernel then takes the
-//     tiled gemm for every call, which reads the weights once at full speed where the
-//     packed panels would repack all of them for one or two rows. Per weight the choice
-//     never changes, so the row-independence above holds.
+// A row of y never depends on how many rows x has, nor on the ISA: each weight type has one
+// summation order for every row (the packed gemm's where the type has one, computed by the
+// rowdot kernel for 1 or 2 rows where the CPU has it and by the packed gemm otherwise; else
+// the tiled gemm's), so a token's logits are the same bits alone, in a prefill chunk, in a
+// batch of streams and on every ISA.
 //   interleaved: W is laid out by kernels/interleave.h (interleave_supported said yes for
-//     it): one or two rows take the interleaved rowdot kernel, more rows (few_rows or not)
+//     it): one or two rows take the interleaved rowdot kernel where there is one, the rest
 //     the packed gemm reading the interleaved rows. The same bits as W unchanged.
 void matmul(format::TensorType wtype, const void* W, int64_t n_rows, int64_t n_cols,
             const float* x, int64_t n_tokens, float* y, void* scratch,
-            platform::ThreadPool& pool, bool few_rows = false, bool interleaved = false);
+            platform::ThreadPool& pool, bool interleaved = false);
 int64_t matmul_scratch_bytes(format::TensorType wtype, int64_t n_cols, int64_t n_tokens);
 // HEARTH_PACKED_GEMM=0 (read once) turns the packed gemm, rowdot and interleaved weights
 // off: every row then takes the tiled gemm, which sums in another order. For comparisons;
@@ -39,7 +35,6 @@ struct MatmulOut {
   const void* W;   // [n_rows, n_cols]
   int64_t n_rows;
   float* y;        // [n_tokens, n_rows]
-  bool few_rows = false;     // see matmul
   bool interleaved = false;  // see matmul
 };
 // y_i = x W_i^T for up to kMaxSharedOuts weights reading the same x [n_tokens, n_cols]

@@ -29,7 +29,8 @@ using GemmFn = void (*)(int64_t n, const void* w, int64_t w_stride, int64_t n_ro
                         const void* x, int64_t x_stride, int64_t n_tokens, float* y,
                         int64_t ldy);
 
-// Prefill path over packed operands (AVX-512 VNNI only; null elsewhere). pack_x quantizes
+// Prefill path over packed operands (AVX2, AVX-512 VNNI; the scalar twin in the reference
+// table). pack_x quantizes
 // activation rows into token tiles of kPackedTileTokens (one layout for every weight type,
 // see avx512/gemm_packed.cpp): tiles [tile0, tile1) of x [n_tokens, n] f32 into xp, which
 // holds packed_x_bytes(n, n_tokens) bytes; tokens past n_tokens are packed as zeros.
@@ -68,7 +69,9 @@ struct TypeKernels {
   PackedGemmFn rowdot_gemm = nullptr;
   // The same for weights interleaved by kernels/interleave.h (rows in whole groups of 16,
   // w_stride the file's row bytes): il_rowdot_gemm with activations from rowdot_pack_x,
-  // il_packed_gemm from pack_x. AVX-512 VNNI only.
+  // il_packed_gemm from pack_x. il_packed_gemm: AVX2 and AVX-512 VNNI; il_rowdot_gemm:
+  // AVX-512 VNNI only (AVX2's il_packed_gemm reads interleaved rows without a panel, so one
+  // token takes it too).
   PackedGemmFn il_rowdot_gemm = nullptr;
   PackedGemmFn il_packed_gemm = nullptr;  // packed_gemm over interleaved weights
 };
@@ -86,6 +89,10 @@ const char* kernels_isa();
 struct KernelTable {
   TypeKernels types[32];
 };
+// The table dispatch builds (once, for type_kernels) for the ISA platform::isa_name() names
+// at the call, HEARTH_ISA included; *isa (if given) is set to that ISA's name. Tests build
+// each ISA level's table with it under a HEARTH_ISA cap.
+KernelTable build_kernel_table(const char** isa = nullptr);
 void fill_ref_legacy(KernelTable& t);    // F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1
 void fill_ref_k(KernelTable& t);         // Q4_K Q5_K Q6_K Q8_K
 void fill_avx2_legacy(KernelTable& t);
@@ -96,11 +103,12 @@ void fill_avx2_gemm(KernelTable& t);    // tiled gemm for Q4_0 Q4_1 Q5_0 Q5_1 Q8
 void fill_avx512_gemm(KernelTable& t);
 // Packed prefill gemm (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K.
 void fill_avx512_packed(KernelTable& t);
-// The scalar reference of the packed gemm (same arithmetic, for the ref table), and the
-// removal of packed entries (tables whose ISA has no packed gemm use the tiled one).
+// The packed gemm's arithmetic on AVX2 (avx2/gemm_packed_avx2.cpp), for the file's layout and
+// interleaved weights: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K.
+void fill_avx2_packed(KernelTable& t);
+// The scalar reference of the packed gemm (same arithmetic, for the ref table).
 void fill_ref_packed(KernelTable& t);
 // Rowdot (VNNI): Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K; interleaved: Q4_0 Q4_1 Q8_0 Q4_K Q6_K.
 void fill_avx512_rowdot(KernelTable& t);
-void clear_packed(KernelTable& t);
 
 }  // namespace hearth::kernels

@@ -42,10 +42,8 @@ KernelTable ref_table() {
   return t;
 }
 
-struct NamedTable {
-  std::string isa;
-  KernelTable table;
-};
+using NamedTable = test::IsaTable;
+using test::isa_tables;
 
 KernelTable filled(const char* cap, void (*legacy)(KernelTable&), void (*gemm)(KernelTable&)) {
   KernelTable t = ref_table();
@@ -118,17 +116,19 @@ TEST(Gemm, EveryTableMatchesReferenceVecDotOverSweep) {
   }
 }
 
-// The packed prefill gemm (AVX-512 VNNI) against a double-precision dot of the dequantized
-// weights with the activations as Q8_0 quantizes them (pack_x quantizes the same way), and
-// for the _1 types also against vec_dot itself (pack_x keeps Q8_1's f16-rounded sums).
+// The packed prefill gemm (every SIMD level) against a double-precision dot of the
+// dequantized weights with the activations as Q8_0 quantizes them (pack_x quantizes the same
+// way), and for the _1 types also against vec_dot itself (pack_x keeps Q8_1's f16-rounded
+// sums).
 TEST(PackedGemm, MatchesReferenceOverSweep) {
-  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  const std::vector<NamedTable> tables = isa_tables();
+  if (tables.empty()) GTEST_SKIP() << "no AVX2";
   const KernelTable ref = ref_table();
-  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   const TypeKernels& q8 = k(ref, TensorType::Q8_0);
+  for (const NamedTable& nt : tables)
   for (TensorType wt : kPackedTypes) {
-    const TypeKernels& pk = k(t, wt);
-    ASSERT_NE(pk.packed_gemm, nullptr) << format::type_name(wt);
+    const TypeKernels& pk = k(nt.table, wt);
+    ASSERT_NE(pk.packed_gemm, nullptr) << nt.isa << " " << format::type_name(wt);
     const bool k_quant =
         wt == TensorType::Q4_K || wt == TensorType::Q5_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 8448} : std::vector<int64_t>{32, 96, 576, 1056}) {
@@ -155,7 +155,7 @@ TEST(PackedGemm, MatchesReferenceOverSweep) {
                 mag += std::fabs(static_cast<double>(wf[i]) * xf[i]);
               }
               const float got = y[static_cast<size_t>(tk * ldy + r)];
-              const std::string where = std::string(format::type_name(wt)) + " n=" +
+              const std::string where = nt.isa + " " + std::string(format::type_name(wt)) + " n=" +
                                         std::to_string(n) + " rows=" + std::to_string(rows) +
                                         " toks=" + std::to_string(toks);
               if (wt == TensorType::Q4_1 || wt == TensorType::Q5_1) {
@@ -186,13 +186,15 @@ KernelTable scalar_twin_table() {
   return ref;
 }
 
-// pack_x (AVX-512, token tiles) holds the scalar twin's values (pack_x_ref, one block
+// pack_x (AVX2, AVX-512: token tiles) holds the scalar twin's values (pack_x_ref, one block
 // record per token): scales, sums, o16 and quants, for full and partial tiles, an all-zero
 // block and quotients that land on .5 (rounded away from zero).
 TEST(PackedGemm, PackXEqualsScalarTwin) {
-  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  const std::vector<NamedTable> tables = isa_tables();
+  if (tables.empty()) GTEST_SKIP() << "no AVX2";
   const KernelTable ref = scalar_twin_table();
-  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  for (const NamedTable& nt : tables) {
+  const KernelTable& t = nt.table;
   struct RefBlock {  // gemm_packed_ref.cpp's XBlock
     float d, s, sh;
     int32_t o16[2];
@@ -219,8 +221,8 @@ TEST(PackedGemm, PackXEqualsScalarTwin) {
           int32_t o16[2];
           for (int j = 0; j < 3; ++j) std::memcpy(&f[j], blk + (j * kT + tt) * 4, 4);
           for (int j = 0; j < 2; ++j) std::memcpy(&o16[j], blk + ((3 + j) * kT + tt) * 4, 4);
-          const std::string where = "n=" + std::to_string(n) + " tok=" + std::to_string(tk) +
-                                    " block=" + std::to_string(bl);
+          const std::string where = nt.isa + " n=" + std::to_string(n) + " tok=" +
+                                    std::to_string(tk) + " block=" + std::to_string(bl);
           ASSERT_EQ(std::bit_cast<uint32_t>(f[0]), std::bit_cast<uint32_t>(r.d)) << where;
           ASSERT_EQ(std::bit_cast<uint32_t>(f[1]), std::bit_cast<uint32_t>(r.s)) << where;
           ASSERT_EQ(std::bit_cast<uint32_t>(f[2]), std::bit_cast<uint32_t>(r.sh)) << where;
@@ -232,23 +234,26 @@ TEST(PackedGemm, PackXEqualsScalarTwin) {
         }
     }
   }
+  }
 }
 
-// The SIMD packed gemm computes exactly what its scalar twin (gemm_packed_ref.cpp) does:
-// the same bits, over whole and partial panels (n up to 264 blocks), tiles and tails.
+// The SIMD packed gemm (every level) computes exactly what its scalar twin
+// (gemm_packed_ref.cpp) does: the same bits, over whole and partial panels (n up to 264
+// blocks), whole and partial 16-row groups, tiles and tails.
 TEST(PackedGemm, BitIdenticalToScalarTwin) {
-  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  const std::vector<NamedTable> tables = isa_tables();
+  if (tables.empty()) GTEST_SKIP() << "no AVX2";
   const KernelTable ref = scalar_twin_table();
-  const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
+  for (const NamedTable& nt : tables)
   for (TensorType wt : kPackedTypes) {
-    const TypeKernels& pk = k(t, wt);
+    const TypeKernels& pk = k(nt.table, wt);
     const TypeKernels& rk = k(ref, wt);
     ASSERT_NE(rk.packed_gemm, nullptr) << format::type_name(wt);
     const bool k_quant =
         wt == TensorType::Q4_K || wt == TensorType::Q5_K || wt == TensorType::Q6_K;
     for (int64_t n : k_quant ? std::vector<int64_t>{256, 8448} : std::vector<int64_t>{32, 1056, 2080}) {
-      for (int64_t rows : {1, 16, 35}) {
-        for (int64_t toks : {1, 3, 8, 19}) {
+      for (int64_t rows : {1, 9, 16, 35}) {
+        for (int64_t toks : {1, 2, 3, 8, 19}) {
           const std::vector<uint8_t> w = quantized_rows(wt, rows, n, 17, 0.3f);
           const std::vector<float> x = random_floats(toks * n, 23, 0.0f);
           const int64_t n_tiles = (toks + kPackedTileTokens - 1) / kPackedTileTokens;
@@ -262,18 +267,19 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
           rk.packed_gemm(n, w.data(), wrb, rows, xr.data(), toks, yr.data(), rows);
           for (size_t i = 0; i < y.size(); ++i)
             ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yr[i]))
-                << format::type_name(wt) << " n=" << n << " rows=" << rows << " toks=" << toks
-                << " i=" << i << ": " << y[i] << " vs " << yr[i];
+                << nt.isa << " " << format::type_name(wt) << " n=" << n << " rows=" << rows
+                << " toks=" << toks << " i=" << i << ": " << y[i] << " vs " << yr[i];
         }
       }
     }
   }
 }
 
-// The rowdot kernels (packed arithmetic read from row-major weights, for a few tokens)
-// give the scalar twin's bits: whole and partial 16-row groups, panels and tails.
+// The rowdot kernels (packed arithmetic read from row-major weights, for a few tokens;
+// AVX-512 VNNI only: AVX2 takes its packed gemm for those, tested above) give the scalar
+// twin's bits: whole and partial 16-row groups, panels and tails.
 TEST(RowdotGemm, BitIdenticalToScalarTwin) {
-  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI";
+  if (!platform::cpu_features().avx512_vnni) GTEST_SKIP() << "no AVX-512 VNNI (no rowdot kernel)";
   const KernelTable ref = scalar_twin_table();
   const KernelTable t = filled(nullptr, fill_avx512_legacy, fill_avx512_gemm);
   for (TensorType wt : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,

@@ -1,7 +1,7 @@
 // Interleaved weights (kernels/interleave.h): the layout moves bytes and gives them back,
 // and a matmul over interleaved weights gives the same bits as over the file's layout, on
-// every path (the interleaved rowdot for 1-2 tokens and few_rows, the packed gemm over
-// de-interleaved groups for more).
+// every path (the interleaved rowdot for 1-2 tokens where the CPU has one, the packed gemm
+// reading interleaved groups).
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -99,9 +99,8 @@ TEST(Interleave, RoundTripsEveryRowAndGroup) {
 }
 
 // matmul over interleaved weights == matmul over the file's layout, bit for bit: 1 and 2
-// tokens (interleaved rowdot), 3 and 11 (packed gemm over de-interleaved groups), and the
-// output head's few_rows (the packed arithmetic for every type, Q6_K included, whose
-// file-layout output head takes the tiled gemm instead). K-quant rows of 9 super-blocks: two panels of 32 blocks and a tail.
+// tokens (interleaved rowdot where the CPU has one), 3 and 11 (the packed gemm reading
+// interleaved groups). K-quant rows of 9 super-blocks: two panels of 32 blocks and a tail.
 TEST(Interleave, MatmulBitIdenticalToFileLayout) {
   platform::ThreadPool pool(2);
   int tested = 0;
@@ -115,23 +114,56 @@ TEST(Interleave, MatmulBitIdenticalToFileLayout) {
       std::vector<uint8_t> il(w.size());
       interleave_rows(t, n, rows, w.data(), il.data(), 0, rows);
       for (int64_t toks : {1, 2, 3, 11}) {
-        for (bool few_rows : {false, true}) {
-          const std::vector<float> x = test::random_normal(toks * n, 13, 0.0f, 1.0f);
-          std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(t, n, toks)));
-          std::vector<float> y(static_cast<size_t>(toks * rows), -1.0f), yi(y.size(), -2.0f);
-          // The reference is the packed gemm's arithmetic (few_rows = false: a type without a
-          // rowdot kernel, Q6_K, would take the tiled gemm's order for few_rows).
-          matmul(t, w.data(), rows, n, x.data(), toks, y.data(), scratch.data(), pool);
-          matmul(t, il.data(), rows, n, x.data(), toks, yi.data(), scratch.data(), pool, few_rows, true);
-          for (size_t i = 0; i < y.size(); ++i)
-            ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yi[i]))
-                << format::type_name(t) << " n=" << n << " toks=" << toks << " few_rows=" << few_rows
-                << " i=" << i << ": " << y[i] << " vs " << yi[i];
-        }
+        const std::vector<float> x = test::random_normal(toks * n, 13, 0.0f, 1.0f);
+        std::vector<uint8_t> scratch(static_cast<size_t>(matmul_scratch_bytes(t, n, toks)));
+        std::vector<float> y(static_cast<size_t>(toks * rows), -1.0f), yi(y.size(), -2.0f);
+        matmul(t, w.data(), rows, n, x.data(), toks, y.data(), scratch.data(), pool);
+        matmul(t, il.data(), rows, n, x.data(), toks, yi.data(), scratch.data(), pool, true);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yi[i]))
+              << format::type_name(t) << " n=" << n << " toks=" << toks << " i=" << i << ": "
+              << y[i] << " vs " << yi[i];
       }
     }
   }
   if (tested == 0) GTEST_SKIP() << "no interleaved kernels on this CPU";
+}
+
+// Every SIMD level's gemm over interleaved weights gives the scalar twin's bits (the packed
+// gemm of gemm_packed_ref.cpp over the file's layout): 1, 2 and 9 tokens, two groups, K-quant
+// rows of 9 super-blocks (two panels of 32 blocks and a tail).
+TEST(Interleave, EveryLevelBitIdenticalToScalarTwin) {
+  const std::vector<test::IsaTable> tables = test::isa_tables();
+  if (tables.empty()) GTEST_SKIP() << "no AVX2";
+  KernelTable twin;
+  fill_ref_legacy(twin);
+  fill_ref_k(twin);
+  fill_ref_packed(twin);
+  for (const test::IsaTable& it : tables)
+    for (TensorType t : kLayoutTypes) {
+      const TypeKernels& k = it.table.types[static_cast<uint32_t>(t)];
+      const TypeKernels& rk = twin.types[static_cast<uint32_t>(t)];
+      if (k.il_packed_gemm == nullptr) continue;  // this level never interleaves the type
+      const bool super = format::traits(t).block_size == 256;
+      const int64_t n = super ? 2304 : 2080, rows = 32, rb = row_bytes(t, n);
+      const std::vector<uint8_t> w = quantized_rows(t, rows, n, 19);
+      std::vector<uint8_t> il(w.size());
+      interleave_rows(t, n, rows, w.data(), il.data(), 0, rows);
+      for (int64_t toks : {1, 2, 9}) {
+        const std::vector<float> x = test::random_normal(toks * n, 23, 0.0f, 1.0f);
+        const int64_t tiles = (toks + kPackedTileTokens - 1) / kPackedTileTokens;
+        std::vector<uint8_t> xp(static_cast<size_t>(packed_x_bytes(n, toks))), xr(xp.size());
+        std::vector<float> y(static_cast<size_t>(toks * rows), -1.0f), yr(y.size(), -2.0f);
+        k.pack_x(x.data(), n, toks, 0, tiles, xp.data());
+        k.il_packed_gemm(n, il.data(), rb, rows, xp.data(), toks, y.data(), rows);
+        rk.pack_x(x.data(), n, toks, 0, tiles, xr.data());
+        rk.packed_gemm(n, w.data(), rb, rows, xr.data(), toks, yr.data(), rows);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(yr[i]))
+              << it.isa << " " << format::type_name(t) << " toks=" << toks << " i=" << i << ": "
+              << y[i] << " vs " << yr[i];
+      }
+    }
 }
 
 }  // namespace

@@ -2,7 +2,11 @@
 official `openai` client, Ollama's "format": "json" over plain HTTP. The answer must be a JSON
 object that json.loads accepts, greedy and sampled, streamed and not; unsupported structured
 output (JSON schemas) is a clear 400. One server for the module; answers are bounded by
-max_tokens (a generation cut by it would end with finish_reason "length" and fail the test).
+max_tokens. A greedy answer is the same on every machine (its logits are the same bits on
+every ISA), so it must finish and parse. Whether a sampled answer finishes within max_tokens
+is the seed's luck, so for those the test asserts what the constraint guarantees: the answer
+parses whenever finish_reason is "stop", and a cut-off answer is still the start of a JSON
+object.
 """
 from __future__ import annotations
 
@@ -36,6 +40,152 @@ def server(tmp_path_factory):
     assert s.proc.returncode == 0, s.proc.stderr.read()
 
 
+class _Incomplete(Exception):
+    """The text ended where more JSON was expected."""
+
+
+def is_json_object_prefix(text: str) -> bool:
+    """Whether `text` is the start of some JSON object (RFC 8259): every character read so
+    far is allowed where it stands, and the text may stop anywhere, mid-string included."""
+    i = 0
+    n = len(text)
+
+    def ws():
+        nonlocal i
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+
+    def need():
+        if i >= n:
+            raise _Incomplete
+
+    def literal(word):
+        nonlocal i
+        for ch in word:
+            need()
+            if text[i] != ch:
+                raise ValueError(f"bad literal at {i}")
+            i += 1
+
+    def string():
+        nonlocal i
+        literal('"')
+        while True:
+            need()
+            ch = text[i]
+            i += 1
+            if ch == '"':
+                return
+            if ch == "\\":
+                need()
+                esc = text[i]
+                i += 1
+                if esc == "u":
+                    for _ in range(4):
+                        need()
+                        if text[i] not in "0123456789abcdefABCDEF":
+                            raise ValueError(f"bad \\u escape at {i}")
+                        i += 1
+                elif esc not in '"\\/bfnrt':
+                    raise ValueError(f"bad escape at {i}")
+            elif ord(ch) < 0x20:
+                raise ValueError(f"control character in string at {i}")
+
+    def number():
+        nonlocal i
+        start = i
+        while i < n and text[i] in "+-0123456789.eE":
+            i += 1
+        body = text[start:i]
+        if i == n:  # may go on: check that some completion is a number
+            if not any(_is_number(body + tail) for tail in ("", "0", "1", "e1", "0e1")):
+                raise ValueError(f"bad number at {start}")
+            raise _Incomplete
+        if not _is_number(body):
+            raise ValueError(f"bad number at {start}")
+
+    def value():
+        ws()
+        need()
+        ch = text[i]
+        if ch == "{":
+            obj()
+        elif ch == "[":
+            arr()
+        elif ch == '"':
+            string()
+        elif ch in "-0123456789":
+            number()
+        else:
+            for word in ("true", "false", "null"):
+                if word.startswith(ch):
+                    literal(word)
+                    return
+            raise ValueError(f"unexpected {ch!r} at {i}")
+
+    def obj():
+        nonlocal i
+        literal("{")
+        ws()
+        need()
+        if text[i] == "}":
+            i += 1
+            return
+        while True:
+            ws()
+            string()
+            ws()
+            literal(":")
+            value()
+            ws()
+            need()
+            if text[i] == "}":
+                i += 1
+                return
+            literal(",")
+
+    def arr():
+        nonlocal i
+        literal("[")
+        ws()
+        need()
+        if text[i] == "]":
+            i += 1
+            return
+        while True:
+            value()
+            ws()
+            need()
+            if text[i] == "]":
+                i += 1
+                return
+            literal(",")
+
+    try:
+        ws()
+        obj()
+        ws()
+        return i == n
+    except _Incomplete:
+        return True
+    except ValueError:
+        return False
+
+
+def _is_number(s: str) -> bool:
+    import re
+    return re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", s) is not None
+
+
+def test_json_prefix_checker_accepts_prefixes_and_rejects_bad_text():
+    whole = '{"name": "John Doe", "age": [1, -2.5e3, true, null], "x": {"y": "\\u00e9"}}'
+    for k in range(len(whole) + 1):
+        assert is_json_object_prefix(whole[:k]), whole[:k]
+    for bad in ['{"name": "John"!', '{"a": 1}}', '{"a" 1}', '[1]', '{"a": tru e}',
+                '{"a": 01}', '{"a": "\\x"}', 'x']:
+        assert not is_json_object_prefix(bad), bad
+
+
 def messages(prompt: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
 
@@ -49,9 +199,14 @@ def test_openai_json_object_parses(server, prompt, sampling):
         model=MODEL_ID, messages=messages(prompt), response_format={"type": "json_object"},
         max_tokens=300, **sampling)
     text = r.choices[0].message.content
-    assert r.choices[0].finish_reason == "stop", f"cut off: {text!r}"
-    assert isinstance(json.loads(text), dict), text
-    assert text.lstrip().startswith("{") and text.rstrip().endswith("}")
+    finish = r.choices[0].finish_reason
+    if sampling["temperature"] == 0:  # the same answer on every machine: it must finish
+        assert finish == "stop", f"cut off: {text!r}"
+    assert finish in ("stop", "length"), finish
+    assert is_json_object_prefix(text), f"not the start of a JSON object: {text!r}"
+    if finish == "stop":
+        assert isinstance(json.loads(text), dict), text
+        assert text.lstrip().startswith("{") and text.rstrip().endswith("}")
 
 
 def test_openai_json_object_streamed(server):
@@ -85,7 +240,7 @@ def test_json_mode_changes_the_answer(server):
     # A model not asked for JSON may still ramble until max_tokens; whatever it wrote must then
     # still be the start of a JSON object.
     text = constrained.choices[0].message.content
-    assert text.lstrip().startswith("{")
+    assert text.lstrip().startswith("{") and is_json_object_prefix(text), text
     if constrained.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(text), dict)
 
@@ -112,8 +267,11 @@ def test_ollama_format_json_streamed(server):
     assert status == 200
     lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
     text = "".join(line["message"]["content"] for line in lines)
-    assert lines[-1]["done"] and lines[-1]["done_reason"] == "stop"
-    assert isinstance(json.loads(text), dict), text
+    # Sampled: finishing within num_predict is the seed's luck (see the module docstring).
+    assert lines[-1]["done"] and lines[-1]["done_reason"] in ("stop", "length")
+    assert is_json_object_prefix(text), text
+    if lines[-1]["done_reason"] == "stop":
+        assert isinstance(json.loads(text), dict), text
 
 
 def test_unsupported_structured_output_is_400(server):

@@ -28,6 +28,24 @@ void with_isa_cap(const char* cap, KernelTable& t, Fill fill) {
     unsetenv("HEARTH_ISA");
 }
 
+struct IsaTable {
+  std::string isa;
+  KernelTable table;
+};
+
+// The table dispatch builds at each SIMD level this CPU runs (HEARTH_ISA capped to it), so
+// an AVX-512 host tests the AVX2 kernels too.
+inline std::vector<IsaTable> isa_tables() {
+  std::vector<IsaTable> out;
+  for (const char* cap : {"avx2", "avx512", "avx512_vnni"}) {
+    KernelTable t;
+    const char* isa = nullptr;
+    with_isa_cap(cap, t, [&](KernelTable& x) { x = build_kernel_table(&isa); });
+    if (std::string(isa) == cap) out.push_back({cap, t});
+  }
+  return out;
+}
+
 // n floats from N(mean, stddev^2), the same for the same seed.
 inline std::vector<float> random_normal(int64_t n, uint32_t seed, float mean, float stddev) {
   std::mt19937 rng(seed);

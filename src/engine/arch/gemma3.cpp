@@ -198,7 +198,7 @@ class Gemma3 final : public ArchModel {
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0)
-      matmul(output, h, n_out, logits, aq, pool, /*few_rows=*/true);
+      matmul(output, h, n_out, logits, aq, pool);
     if (final_cap > 0)
       for (int64_t i = 0; i < n_out * hp.n_vocab; ++i) logits[i] = final_cap * std::tanh(logits[i] / final_cap);
     advance(seqs, n_seqs);

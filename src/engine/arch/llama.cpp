@@ -153,7 +153,7 @@ class Llama final : public ArchModel {
     // one matmul for all of them.
     const int64_t n_out = gather_output_rows(seqs, n_seqs, x, D, output_norm, hp.rms_eps, h);
     if (n_out > 0)
-      matmul(output, h, n_out, logits, aq, pool, /*few_rows=*/true);
+      matmul(output, h, n_out, logits, aq, pool);
     advance(seqs, n_seqs);
   }
 };

@@ -26,12 +26,11 @@ struct WeightRef {
 // y [n_tokens, w.n_rows] = x [n_tokens, w.n_cols] w^T (kernels::matmul), and w as one of
 // matmul_shared's outputs.
 inline void matmul(const WeightRef& w, const float* x, int64_t n_tokens, float* y, void* scratch,
-                   platform::ThreadPool& pool, bool few_rows = false) {
-  kernels::matmul(w.type, w.data, w.n_rows, w.n_cols, x, n_tokens, y, scratch, pool, few_rows,
-                  w.interleaved);
+                   platform::ThreadPool& pool) {
+  kernels::matmul(w.type, w.data, w.n_rows, w.n_cols, x, n_tokens, y, scratch, pool, w.interleaved);
 }
 inline kernels::MatmulOut matmul_out(const WeightRef& w, float* y) {
-  return {w.type, w.data, w.n_rows, y, false, w.interleaved};
+  return {w.type, w.data, w.n_rows, y, w.interleaved};
 }
 
 // Repacks every matrix of `weights` that this CPU's kernels read faster interleaved

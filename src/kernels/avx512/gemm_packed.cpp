@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/avx2/transpose_avx2.h"
 #include "kernels/blocks.h"
 #include "kernels/blocks_k.h"
 #include "kernels/interleave.h"
@@ -525,26 +526,6 @@ inline __m512 round_away16(__m512 v) {
   const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
   const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, sign));
   return _mm512_mask_add_ps(t, up, t, one);
-}
-
-// rows[t] = 8 dwords of token t  ->  rows[k] = dword k of tokens 0..7.
-inline void transpose8x8_epi32(__m256i* r) {
-  const __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
-  const __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  const __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
-  const __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
-  const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
-  const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
-  const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
-  const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
-  r[0] = _mm256_permute2x128_si256(b0, b4, 0x20);
-  r[1] = _mm256_permute2x128_si256(b1, b5, 0x20);
-  r[2] = _mm256_permute2x128_si256(b2, b6, 0x20);
-  r[3] = _mm256_permute2x128_si256(b3, b7, 0x20);
-  r[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
-  r[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
-  r[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
-  r[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
 }
 
 // The layout above, with the values quantize_block_q8 gives (the scalar twin's

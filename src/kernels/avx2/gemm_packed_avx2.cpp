@@ -1,0 +1,518 @@
+// The packed gemm (gemm_packed_ref.cpp states its arithmetic) on AVX2: the prefill and
+// decode matrix products of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K on CPUs
+// without AVX-512 VNNI, bit-identical to the scalar twin and so to every other ISA.
+//
+// Weights are read as kernels/interleave.h lays them out: a group of 16 rows whose block
+// fields lie side by side, so one 32-byte load is dword j of 8 rows (lane i = row i) and a
+// group is two halves of 8 rows. Interleaved matrices (il_packed_gemm) are read in place;
+// the file's layout (packed_gemm) is interleaved a panel (16 rows x kPackedPanelBlocks
+// blocks, at most 17 KiB on the stack) at a time by interleave_panel.
+//
+// Activations: pack_x's token tiles, the layout avx512/gemm_packed.cpp describes (per block
+// of 32 and tile of 8 tokens: d[8], s[8], sh[8], o16[2][8], then q[8 chunks][8 tokens][4]),
+// so one token's 4 activations of a chunk are a dword to broadcast.
+//
+// Per block of 32, half of 8 rows and token: the exact i32 block dot of the u8 weight quants
+// with the int8 activations from vpmaddubsw (u8 x s8 pairs into i16) and vpmaddwd (i16 pairs
+// into i32). vpmaddubsw saturates a pair sum past 32767, so the i16 sums of several chunks
+// are added only as far as they provably fit (|q_x| <= 127, rounded from amax / 127):
+//   4-bit quants (0..15):  8 chunks, 16 x 15 x 127 = 30480
+//   5-bit quants (0..31):  4 chunks,  8 x 31 x 127 = 31496
+//   6-bit quants (0..63):  2 chunks,  4 x 63 x 127 = 32004
+//   Q8_0 (signed -128..127): one chunk, as |w| * sign(x, w): 2 x 128 x 127 = 32512; the dot of
+//   q + 128 (the twin's u8 form) is that plus 128 * sum(q_x) = -4 * (o16[0] + o16[1]).
+// Then the twin's f32 steps, lane by lane and in block order: f = f32(dot) * d_w,
+// acc = fma(f, d_x, acc), acc = fma(m_w, s_x, acc) (Q6_K: two scaled halves), restarting
+// every kPackedPanelBlocks blocks. Only those f32 operations' order matters for the bits.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/avx2/transpose_avx2.h"
+#include "kernels/blocks.h"
+#include "kernels/blocks_k.h"
+#include "kernels/interleave.h"
+#include "kernels/intrinsics.h"
+#include "kernels/type_kernels.h"
+
+namespace hearth::kernels {
+namespace {
+
+constexpr int kGroup = kInterleaveRows;  // rows of an interleaved group: two halves of 8
+constexpr int kTile = static_cast<int>(kPackedTileTokens);
+constexpr int kRun = static_cast<int>(kPackedPanelBlocks);
+constexpr int kChunks = 8;  // 4-byte chunks per block of 32
+// pack_x's block of a tile, in floats from its start (see avx512/gemm_packed.cpp).
+constexpr int kXS = kTile, kXSh = 2 * kTile, kXO16 = 3 * kTile, kXQ = 5 * kTile;
+
+// Where a block's offset term m_w multiplies: s, the f16-rounded sh (the _1 types), or
+// Q6_K's split halves (offset in the integer dot).
+enum class Offset { kS, kSh, kSplit };
+// How the integer dot may group chunks (see the file comment).
+enum class Dot { kNib4, kNib5, kQ6, kQ8 };
+
+// The fields of rows 8h .. 8h + 7 of one interleaved unit (a block; a super-block for the
+// K-quants) at u, with L lead halves and D body dwords (interleave.h).
+template <int kL, int kD>
+struct Fields {
+  const uint8_t* u;
+  int h;
+  __m256 half(int i) const {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 32 * i + 16 * h)));
+  }
+  __m256i dword(int j) const {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + 32 * kL + 64 * j + 32 * h));
+  }
+  __m256 tail(int i) const {
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(u + 32 * kL + 64 * kD + 32 * i + 16 * h)));
+  }
+};
+
+// The low (hi = false) or high f16 of each dword lane, as f32.
+inline __m256 half_of(__m256i v, bool hi) {
+  const __m256i sel = hi ? _mm256_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1)
+                         : _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, sel), 0x08);
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(p));
+}
+
+inline __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
+inline __m256i nib_hi(__m256i v) { return nib_lo(_mm256_srli_epi32(v, 4)); }
+
+// Byte i (0..3) of every lane as f32 of the unsigned / signed value.
+inline __m256 byte_u(__m256i v, int i) {
+  return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i), _mm256_set1_epi32(0xff)));
+}
+inline __m256 byte_s(__m256i v, int i) {
+  return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * i), 24));
+}
+
+// Q5_0 / Q5_1: bits 4k .. 4k + 3 of each lane's qh as 0x10 in the bytes of chunk k.
+inline __m256i fifth_q5(__m256i qh, int k) {
+  const char j = static_cast<char>(k / 2);
+  const __m128i rep = _mm_setr_epi8(j, j, j, j, char(4 + j), char(4 + j), char(4 + j), char(4 + j),
+                                    char(8 + j), char(8 + j), char(8 + j), char(8 + j), char(12 + j),
+                                    char(12 + j), char(12 + j), char(12 + j));
+  const __m256i spread = _mm256_shuffle_epi8(qh, _mm256_broadcastsi128_si256(rep));
+  const __m256i bit = _mm256_set1_epi32(static_cast<int>(0x08040201u << (4 * (k % 2))));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// Bit `bit` of every byte, moved to 0x10 (Q5_K's fifth bits).
+inline __m256i fifth_k(__m256i h, int bit) {
+  return _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, bit), _mm256_set1_epi8(1)), 4);
+}
+
+// One decoder per type: built on a unit's fields (8 rows), block(j, q, d, m) gives block j
+// of the unit (kUnitBlocks of them) as 8 chunks of u8 quants (Q8_0: the signed quants),
+// its scale d and offset m (Q6_K: the scales of its two halves).
+struct DecQ4_0 {
+  static constexpr TensorType kType = TensorType::Q4_0;
+  static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ4_0);
+  static constexpr Dot kDot = Dot::kNib4;
+  static constexpr Offset kOffset = Offset::kS;
+  Fields<1, 4> f;
+  void block(int, __m256i* q, __m256& d, __m256& m) const {
+    d = f.half(0);
+    m = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = f.dword(k);
+      q[k] = nib_lo(v);
+      q[k + 4] = nib_hi(v);
+    }
+  }
+};
+
+struct DecQ4_1 {
+  static constexpr TensorType kType = TensorType::Q4_1;
+  static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ4_1);
+  static constexpr Dot kDot = Dot::kNib4;
+  static constexpr Offset kOffset = Offset::kSh;
+  Fields<0, 5> f;
+  void block(int, __m256i* q, __m256& d, __m256& m) const {
+    const __m256i dm = f.dword(0);
+    d = half_of(dm, false);
+    m = half_of(dm, true);
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = f.dword(1 + k);
+      q[k] = nib_lo(v);
+      q[k + 4] = nib_hi(v);
+    }
+  }
+};
+
+// Q5_0 / Q5_1: the qh dword at kQh, the quants from kQs on.
+inline void q5_chunks(__m256i qh, const __m256i (&qs)[4], __m256i* q) {
+  for (int k = 0; k < kChunks; ++k)
+    q[k] = _mm256_or_si256(k < 4 ? nib_lo(qs[k]) : nib_hi(qs[k - 4]), fifth_q5(qh, k));
+}
+
+struct DecQ5_0 {
+  static constexpr TensorType kType = TensorType::Q5_0;
+  static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ5_0);
+  static constexpr Dot kDot = Dot::kNib5;
+  static constexpr Offset kOffset = Offset::kS;
+  Fields<1, 5> f;
+  void block(int, __m256i* q, __m256& d, __m256& m) const {
+    d = f.half(0);
+    m = _mm256_mul_ps(d, _mm256_set1_ps(-16.0f));
+    const __m256i qs[4] = {f.dword(1), f.dword(2), f.dword(3), f.dword(4)};
+    q5_chunks(f.dword(0), qs, q);
+  }
+};
+
+struct DecQ5_1 {
+  static constexpr TensorType kType = TensorType::Q5_1;
+  static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ5_1);
+  static constexpr Dot kDot = Dot::kNib5;
+  static constexpr Offset kOffset = Offset::kSh;
+  Fields<0, 6> f;
+  void block(int, __m256i* q, __m256& d, __m256& m) const {
+    const __m256i dm = f.dword(0);
+    d = half_of(dm, false);
+    m = half_of(dm, true);
+    const __m256i qs[4] = {f.dword(2), f.dword(3), f.dword(4), f.dword(5)};
+    q5_chunks(f.dword(1), qs, q);
+  }
+};
+
+struct DecQ8_0 {
+  static constexpr TensorType kType = TensorType::Q8_0;
+  static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ8_0);
+  static constexpr Dot kDot = Dot::kQ8;
+  static constexpr Offset kOffset = Offset::kS;
+  Fields<1, 8> f;
+  void block(int, __m256i* q, __m256& d, __m256& m) const {
+    d = f.half(0);
+    m = _mm256_mul_ps(d, _mm256_set1_ps(-128.0f));
+    for (int k = 0; k < kChunks; ++k) q[k] = f.dword(k);
+  }
+};
+
+// Q4_K / Q5_K: sub-blocks of 32 of a super-block; 2c and 2c + 1 share the qs dwords from
+// kQs + 8c (low, high nibbles); Q5_K's fifth bit of sub-block j is bit j of qh's bytes.
+template <class Block, bool kFifth>
+struct DecK4 {
+  static constexpr TensorType kType = kFifth ? TensorType::Q5_K : TensorType::Q4_K;
+  static constexpr int kUnitBlocks = 8, kBytes = sizeof(Block);
+  static constexpr Dot kDot = kFifth ? Dot::kNib5 : Dot::kNib4;
+  static constexpr Offset kOffset = Offset::kS;
+  static constexpr int kQs = static_cast<int>(offsetof(Block, qs)) / 4;
+  Fields<0, kBytes / 4> f;
+  // unpack_scales_mins_k4 on every lane: bytes 0..3 of sm[0], sm[1] the 8 scales, of
+  // sm[2], sm[3] the 8 mins.
+  __m256i sm[4];
+  __m256 d, neg_dmin;
+  explicit DecK4(Fields<0, kBytes / 4> fields) : f(fields) {
+    const __m256i w0 = f.dword(1), w1 = f.dword(2), w2 = f.dword(3);
+    const __m256i k6 = _mm256_set1_epi8(0x3f), k4 = _mm256_set1_epi8(0x0f), k2 = _mm256_set1_epi8(0x03);
+    sm[0] = _mm256_and_si256(w0, k6);
+    sm[1] = _mm256_or_si256(_mm256_and_si256(w2, k4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 6), k2), 4));
+    sm[2] = _mm256_and_si256(w1, k6);
+    sm[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), k4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 6), k2), 4));
+    const __m256i dd = f.dword(0);
+    d = half_of(dd, false);
+    neg_dmin = _mm256_xor_ps(half_of(dd, true), _mm256_set1_ps(-0.0f));
+  }
+  void block(int j, __m256i* q, __m256& dj, __m256& mj) const {
+    dj = _mm256_mul_ps(d, byte_u(sm[j / 4], j % 4));
+    mj = _mm256_mul_ps(neg_dmin, byte_u(sm[2 + j / 4], j % 4));
+    const int c = j / 2;
+    for (int k = 0; k < kChunks; ++k) {
+      const __m256i v = f.dword(kQs + 8 * c + k);
+      q[k] = j % 2 ? nib_hi(v) : nib_lo(v);
+      if constexpr (kFifth) q[k] = _mm256_or_si256(q[k], fifth_k(f.dword(4 + k), j));
+    }
+  }
+};
+
+// Q6_K: blocks of 32 of a super-block, block 4h + r: low bits in ql dwords 16h + 8(r & 1)
+// (high nibbles for r >= 2), high bits 2r, 2r + 1 of the qh dwords 32 + 8h; d and m are
+// d * scales[2j] and d * scales[2j + 1], the scales of the block's halves.
+struct DecQ6K {
+  static constexpr TensorType kType = TensorType::Q6_K;
+  static constexpr int kUnitBlocks = 8, kBytes = sizeof(BlockQ6K);
+  static constexpr Dot kDot = Dot::kQ6;
+  static constexpr Offset kOffset = Offset::kSplit;
+  Fields<0, 52> f;
+  __m256 d;
+  explicit DecQ6K(Fields<0, 52> fields) : f(fields), d(f.tail(0)) {}
+  void block(int j, __m256i* q, __m256& dj, __m256& mj) const {
+    const int h = j / 4, r = j % 4;
+    const __m256i k4 = _mm256_set1_epi8(0x0f), k2 = _mm256_set1_epi8(0x03);
+    for (int k = 0; k < kChunks; ++k) {
+      const __m256i lo = f.dword(16 * h + 8 * (r & 1) + k);
+      const __m256i hi = f.dword(32 + 8 * h + k);
+      q[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lo, 4 * (r >> 1)), k4),
+                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi, 2 * r), k2), 4));
+    }
+    const __m256i sc = f.dword(48 + j / 2);
+    dj = _mm256_mul_ps(d, byte_s(sc, 2 * (j % 2)));
+    mj = _mm256_mul_ps(d, byte_s(sc, 2 * (j % 2) + 1));
+  }
+};
+
+template <class Dec>
+inline Dec make_dec(const uint8_t* u, int h) {
+  using F = decltype(Dec::f);
+  if constexpr (Dec::kUnitBlocks == 1)
+    return Dec{F{u, h}};
+  else
+    return Dec(F{u, h});
+}
+
+inline __m256i bcast(const int32_t* p) { return _mm256_set1_epi32(*p); }
+
+// The exact i32 dot of 8 rows' chunks [k0, k0 + n) with token t's (xq: the block's chunks,
+// chunk k of token t at xq[k * kTile + t]), as the file comment groups them.
+template <Dot kDot>
+inline __m256i idot(const __m256i* q, const int32_t* xq, int t, int k0, int n) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  constexpr int kGroupChunks = kDot == Dot::kNib4 ? 8 : kDot == Dot::kNib5 ? 4 : kDot == Dot::kQ6 ? 2 : 1;
+  __m256i sum = _mm256_setzero_si256();
+  for (int g = k0; g < k0 + n; g += kGroupChunks) {
+    __m256i s16;
+    if constexpr (kDot == Dot::kQ8) {
+      const __m256i x = bcast(xq + g * kTile + t);
+      s16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q[g], q[g]), _mm256_sign_epi8(x, q[g]));
+    } else {
+      s16 = _mm256_maddubs_epi16(q[g], bcast(xq + g * kTile + t));
+      for (int k = g + 1; k < g + kGroupChunks; ++k)
+        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[k], bcast(xq + k * kTile + t)));
+    }
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s16, ones));
+  }
+  return sum;
+}
+
+// acc[t] (8 rows of token t) += one block against the first kNT tokens of a tile, xb at
+// the tile's block: the twin's f32 steps.
+template <class Dec, int kNT>
+inline void block_tokens(const __m256i* q, __m256 dw, __m256 mw, const uint8_t* xb, __m256* acc) {
+  const auto* xd = reinterpret_cast<const float*>(xb);
+  const auto* xq = reinterpret_cast<const int32_t*>(xd + kXQ);
+  const auto* o16 = reinterpret_cast<const int32_t*>(xd + kXO16);
+  for (int t = 0; t < kNT; ++t) {
+    const __m256 x = _mm256_broadcast_ss(xd + t);
+    if constexpr (Dec::kOffset == Offset::kSplit) {
+      const __m256i s0 = _mm256_add_epi32(_mm256_set1_epi32(o16[t]), idot<Dec::kDot>(q, xq, t, 0, 4));
+      const __m256i s1 = _mm256_add_epi32(_mm256_set1_epi32(o16[kTile + t]), idot<Dec::kDot>(q, xq, t, 4, 4));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), dw), x, acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), mw), x, acc[t]);
+    } else {
+      __m256i s = idot<Dec::kDot>(q, xq, t, 0, kChunks);
+      if constexpr (Dec::kDot == Dot::kQ8)  // the twin's q + 128: add 128 * sum(q_x)
+        s = _mm256_add_epi32(s, _mm256_set1_epi32(-4 * (o16[t] + o16[kTile + t])));
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), dw);
+      acc[t] = _mm256_fmadd_ps(f, x, acc[t]);
+      const float* xs = xd + (Dec::kOffset == Offset::kSh ? kXSh : kXS);
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(xs + t), acc[t]);
+    }
+  }
+}
+
+// Halves [h0, h0 + kNH) of a group against the first kNT tokens of one tile, over the nb
+// blocks (a multiple of the unit's) of units `units` (16 * kBytes apart) and the tile's
+// blocks from xb: acc[h][t] for half h0 + h.
+template <class Dec, int kNT, int kNH>
+inline void run_blocks(const uint8_t* units, int h0, int nb, const uint8_t* xb, __m256 (*acc)[kTile]) {
+  constexpr int kUnitBytes = kGroup * Dec::kBytes;
+  for (int u = 0; u * Dec::kUnitBlocks < nb; ++u) {
+    for (int h = 0; h < kNH; ++h) {
+      const Dec dec = make_dec<Dec>(units + u * kUnitBytes, h0 + h);
+      for (int j = 0; j < Dec::kUnitBlocks; ++j) {
+        __m256i q[kChunks];
+        __m256 d, m;
+        dec.block(j, q, d, m);
+        block_tokens<Dec, kNT>(q, d, m, xb + (u * Dec::kUnitBlocks + j) * kPackedXBlockBytes, acc[h]);
+      }
+    }
+  }
+}
+
+// y[0..nv) of 8 rows (nv <= 8) = v, or v + y for a later run (the twin's acc + out).
+inline void store_rows(float* y, __m256 v, int nv, bool add) {
+  if (nv <= 0) return;
+  if (nv == 8) {
+    if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(y));
+    _mm256_storeu_ps(y, v);
+    return;
+  }
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  if (add) v = _mm256_add_ps(v, _mm256_maskload_ps(y, mask));
+  _mm256_maskstore_ps(y, mask, v);
+}
+
+// One run of nb blocks (units from `units`) of a group of 16 rows (n_rows valid) against
+// every token: y rows [0, n_rows) of each token, added to what earlier runs left there.
+template <class Dec>
+void group_run(const uint8_t* units, int n_rows, int nb, const uint8_t* x, int64_t tile_bytes,
+               int64_t n_tokens, float* y, int64_t ldy, bool later) {
+  if (n_tokens <= 2) {
+    // Decode: both halves of each unit in turn, so the group is read in address order.
+    __m256 acc[2][kTile];
+    for (auto& a : acc)
+      for (__m256& v : a) v = _mm256_setzero_ps();
+    if (n_tokens == 1)
+      run_blocks<Dec, 1, 2>(units, 0, nb, x, acc);
+    else
+      run_blocks<Dec, 2, 2>(units, 0, nb, x, acc);
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int h = 0; h < 2; ++h) store_rows(y + t * ldy + 8 * h, acc[h][t], n_rows - 8 * h, later);
+    return;
+  }
+  const int64_t n_tiles = (n_tokens + kTile - 1) / kTile;
+  for (int h = 0; h < 2 && 8 * h < n_rows; ++h)
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+      __m256 acc[1][kTile];
+      for (__m256& v : acc[0]) v = _mm256_setzero_ps();
+      const int nt = static_cast<int>(std::min<int64_t>(kTile, n_tokens - tile * kTile));
+      const uint8_t* xb = x + tile * tile_bytes;
+      switch (nt) {
+        case 1: run_blocks<Dec, 1, 1>(units, h, nb, xb, acc); break;
+        case 2: run_blocks<Dec, 2, 1>(units, h, nb, xb, acc); break;
+        case 3: run_blocks<Dec, 3, 1>(units, h, nb, xb, acc); break;
+        case 4: run_blocks<Dec, 4, 1>(units, h, nb, xb, acc); break;
+        case 5: run_blocks<Dec, 5, 1>(units, h, nb, xb, acc); break;
+        case 6: run_blocks<Dec, 6, 1>(units, h, nb, xb, acc); break;
+        case 7: run_blocks<Dec, 7, 1>(units, h, nb, xb, acc); break;
+        default: run_blocks<Dec, kTile, 1>(units, h, nb, xb, acc); break;
+      }
+      for (int t = 0; t < nt; ++t)
+        store_rows(y + (tile * kTile + t) * ldy + 8 * h, acc[0][t], n_rows - 8 * h, later);
+    }
+}
+
+// kInterleaved: w holds whole interleaved groups of 16 rows (kernels/interleave.h);
+// otherwise the file's layout, interleaved a panel at a time on the stack.
+template <class Dec, bool kInterleaved>
+void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
+                 int64_t n_tokens, float* y, int64_t ldy) {
+  constexpr int kRunUnits = kRun / Dec::kUnitBlocks;  // a run is whole units
+  const auto* w = static_cast<const uint8_t*>(vw);
+  const auto* x = static_cast<const uint8_t*>(xp);
+  const int64_t nb = n / kQK;
+  const int64_t tile_bytes = nb * kPackedXBlockBytes;
+  alignas(32) uint8_t panel[kInterleaved ? 1 : kGroup * kRunUnits * Dec::kBytes];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGroup) {
+    const int rows = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0));
+    const uint8_t* group = w + r0 * w_stride;
+    for (int64_t b0 = 0; b0 < nb; b0 += kRun) {
+      const int pb = static_cast<int>(std::min<int64_t>(kRun, nb - b0));
+      const int64_t u0 = b0 / Dec::kUnitBlocks;
+      const uint8_t* units;
+      if constexpr (kInterleaved) {
+        units = group + u0 * kGroup * Dec::kBytes;
+      } else {
+        interleave_panel(Dec::kType, group, w_stride, rows, u0, pb / Dec::kUnitBlocks, panel);
+        units = panel;
+      }
+      group_run<Dec>(units, rows, pb, x + b0 * kPackedXBlockBytes, tile_bytes, n_tokens, y + r0,
+                     ldy, b0 > 0);
+    }
+  }
+}
+
+// round(v), halves away from zero (std::round, as Q8_0 / Q8_1 quantize), on 8 lanes.
+inline __m256 round_away8(__m256 v) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));  // exact
+  const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
+  return _mm256_add_ps(t, _mm256_and_ps(up, one));
+}
+
+inline int hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float hmax_ps(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+// pack_x's tiles with the values quantize_block_q8 gives (pack_x_ref computes the same):
+// d = amax / 127 (stored rounded to f16), q = round_away(x / d); tokens past n_tokens are 0.
+void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1, void* xp) {
+  const int64_t nb = n / kQK;
+  auto* out = static_cast<uint8_t*>(xp);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const int nt = static_cast<int>(std::clamp<int64_t>(n_tokens - tile * kTile, 0, kTile));
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* blk = out + (tile * nb + b) * kPackedXBlockBytes;
+      auto* d = reinterpret_cast<float*>(blk);
+      alignas(32) float dq[kTile] = {}, sums[kTile] = {};
+      alignas(32) int32_t o16[2][kTile] = {};
+      __m256i rows[kTile];
+      for (int t = 0; t < kTile; ++t) rows[t] = _mm256_setzero_si256();
+      for (int t = 0; t < nt; ++t) {
+        const float* xt = x + (tile * kTile + t) * n + b * kQK;
+        __m256 v[4];
+        for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xt + 8 * i);
+        const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                                       _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+        dq[t] = hmax_ps(a) / 127.0f;
+        const __m256 id = _mm256_set1_ps(dq[t] != 0.0f ? 1.0f / dq[t] : 0.0f);
+        __m256i q[4];
+        for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(round_away8(_mm256_mul_ps(v[i], id)));
+        const int half = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+        const int rest = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+        sums[t] = static_cast<float>(half + rest);
+        o16[0][t] = -32 * half;
+        o16[1][t] = -32 * rest;
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        rows[t] = _mm256_permutevar8x32_epi32(p, order);
+      }
+      // d, s = d * sum, sh = f16(d_unrounded * sum), for the 8 tokens at once.
+      const __m256 dv = _mm256_load_ps(dq), sv = _mm256_load_ps(sums);
+      const __m256 dr = _mm256_cvtph_ps(_mm256_cvtps_ph(dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      _mm256_storeu_ps(d, dr);
+      _mm256_storeu_ps(d + kXS, _mm256_mul_ps(dr, sv));
+      _mm256_storeu_ps(d + kXSh, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(dv, sv),
+                                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      std::memcpy(d + kXO16, o16, sizeof(o16));
+      transpose8x8_epi32(rows);
+      uint8_t* q = blk + kXQ * sizeof(float);
+      for (int k = 0; k < kChunks; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k * 32), rows[k]);
+    }
+  }
+}
+
+template <class Dec>
+void set(KernelTable& t) {
+  TypeKernels& k = t.types[static_cast<uint32_t>(Dec::kType)];
+  k.pack_x = pack_x;
+  k.packed_gemm = packed_gemm<Dec, false>;
+  k.il_packed_gemm = packed_gemm<Dec, true>;
+  k.rowdot_pack_x = nullptr;  // one token takes packed_gemm too: it reads the weights once
+  k.rowdot_gemm = nullptr;
+  k.il_rowdot_gemm = nullptr;
+}
+
+}  // namespace
+
+void fill_avx2_packed(KernelTable& t) {
+  set<DecQ4_0>(t);
+  set<DecQ4_1>(t);
+  set<DecQ5_0>(t);
+  set<DecQ5_1>(t);
+  set<DecQ8_0>(t);
+  set<DecK4<BlockQ4K, false>>(t);
+  set<DecK4<BlockQ5K, true>>(t);
+  set<DecQ6K>(t);
+}
+
+}  // namespace hearth::kernels
