@@ -106,24 +106,21 @@ inline __m256i fifth_k(__m256i h, int bit) {
   return _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, bit), _mm256_set1_epi8(1)), 4);
 }
 
-// One decoder per type: built on a unit's fields (8 rows), block(j, q, d, m) gives block j
-// of the unit (kUnitBlocks of them) as 8 chunks of u8 quants (Q8_0: the signed quants),
-// its scale d and offset m (Q6_K: the scales of its two halves).
+// One decoder per type, built on a unit's fields (8 rows): for block j of the unit
+// (kUnitBlocks of them), scales(j, d, m) gives its scale d and offset m (Q6_K: the scales of
+// its two halves) and chunk(j, k) its chunk k as u8 quants (Q8_0: the signed quants), made
+// where the dot needs it so the tokens' sums keep the registers.
 struct DecQ4_0 {
   static constexpr TensorType kType = TensorType::Q4_0;
   static constexpr int kUnitBlocks = 1, kBytes = sizeof(BlockQ4_0);
   static constexpr Dot kDot = Dot::kNib4;
   static constexpr Offset kOffset = Offset::kS;
   Fields<1, 4> f;
-  void block(int, __m256i* q, __m256& d, __m256& m) const {
+  void scales(int, __m256& d, __m256& m) const {
     d = f.half(0);
     m = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-    for (int k = 0; k < 4; ++k) {
-      const __m256i v = f.dword(k);
-      q[k] = nib_lo(v);
-      q[k + 4] = nib_hi(v);
-    }
   }
+  __m256i chunk(int, int k) const { return k < 4 ? nib_lo(f.dword(k)) : nib_hi(f.dword(k - 4)); }
 };
 
 struct DecQ4_1 {
@@ -132,22 +129,19 @@ struct DecQ4_1 {
   static constexpr Dot kDot = Dot::kNib4;
   static constexpr Offset kOffset = Offset::kSh;
   Fields<0, 5> f;
-  void block(int, __m256i* q, __m256& d, __m256& m) const {
+  void scales(int, __m256& d, __m256& m) const {
     const __m256i dm = f.dword(0);
     d = half_of(dm, false);
     m = half_of(dm, true);
-    for (int k = 0; k < 4; ++k) {
-      const __m256i v = f.dword(1 + k);
-      q[k] = nib_lo(v);
-      q[k + 4] = nib_hi(v);
-    }
   }
+  __m256i chunk(int, int k) const { return k < 4 ? nib_lo(f.dword(1 + k)) : nib_hi(f.dword(k - 3)); }
 };
 
-// Q5_0 / Q5_1: the qh dword at kQh, the quants from kQs on.
-inline void q5_chunks(__m256i qh, const __m256i (&qs)[4], __m256i* q) {
-  for (int k = 0; k < kChunks; ++k)
-    q[k] = _mm256_or_si256(k < 4 ? nib_lo(qs[k]) : nib_hi(qs[k - 4]), fifth_q5(qh, k));
+// Q5_0 / Q5_1: chunk k from the qh dword and the quants' dwords from qs on.
+template <class F>
+inline __m256i q5_chunk(const F& f, int qh, int qs, int k) {
+  const __m256i lo = k < 4 ? nib_lo(f.dword(qs + k)) : nib_hi(f.dword(qs + k - 4));
+  return _mm256_or_si256(lo, fifth_q5(f.dword(qh), k));
 }
 
 struct DecQ5_0 {
@@ -156,12 +150,11 @@ struct DecQ5_0 {
   static constexpr Dot kDot = Dot::kNib5;
   static constexpr Offset kOffset = Offset::kS;
   Fields<1, 5> f;
-  void block(int, __m256i* q, __m256& d, __m256& m) const {
+  void scales(int, __m256& d, __m256& m) const {
     d = f.half(0);
     m = _mm256_mul_ps(d, _mm256_set1_ps(-16.0f));
-    const __m256i qs[4] = {f.dword(1), f.dword(2), f.dword(3), f.dword(4)};
-    q5_chunks(f.dword(0), qs, q);
   }
+  __m256i chunk(int, int k) const { return q5_chunk(f, 0, 1, k); }
 };
 
 struct DecQ5_1 {
@@ -170,13 +163,12 @@ struct DecQ5_1 {
   static constexpr Dot kDot = Dot::kNib5;
   static constexpr Offset kOffset = Offset::kSh;
   Fields<0, 6> f;
-  void block(int, __m256i* q, __m256& d, __m256& m) const {
+  void scales(int, __m256& d, __m256& m) const {
     const __m256i dm = f.dword(0);
     d = half_of(dm, false);
     m = half_of(dm, true);
-    const __m256i qs[4] = {f.dword(2), f.dword(3), f.dword(4), f.dword(5)};
-    q5_chunks(f.dword(1), qs, q);
   }
+  __m256i chunk(int, int k) const { return q5_chunk(f, 1, 2, k); }
 };
 
 struct DecQ8_0 {
@@ -185,11 +177,11 @@ struct DecQ8_0 {
   static constexpr Dot kDot = Dot::kQ8;
   static constexpr Offset kOffset = Offset::kS;
   Fields<1, 8> f;
-  void block(int, __m256i* q, __m256& d, __m256& m) const {
+  void scales(int, __m256& d, __m256& m) const {
     d = f.half(0);
     m = _mm256_mul_ps(d, _mm256_set1_ps(-128.0f));
-    for (int k = 0; k < kChunks; ++k) q[k] = f.dword(k);
   }
+  __m256i chunk(int, int k) const { return f.dword(k); }
 };
 
 // Q4_K / Q5_K: sub-blocks of 32 of a super-block; 2c and 2c + 1 share the qs dwords from
@@ -219,15 +211,15 @@ struct DecK4 {
     d = half_of(dd, false);
     neg_dmin = _mm256_xor_ps(half_of(dd, true), _mm256_set1_ps(-0.0f));
   }
-  void block(int j, __m256i* q, __m256& dj, __m256& mj) const {
+  void scales(int j, __m256& dj, __m256& mj) const {
     dj = _mm256_mul_ps(d, byte_u(sm[j / 4], j % 4));
     mj = _mm256_mul_ps(neg_dmin, byte_u(sm[2 + j / 4], j % 4));
-    const int c = j / 2;
-    for (int k = 0; k < kChunks; ++k) {
-      const __m256i v = f.dword(kQs + 8 * c + k);
-      q[k] = j % 2 ? nib_hi(v) : nib_lo(v);
-      if constexpr (kFifth) q[k] = _mm256_or_si256(q[k], fifth_k(f.dword(4 + k), j));
-    }
+  }
+  __m256i chunk(int j, int k) const {
+    const __m256i v = f.dword(kQs + 8 * (j / 2) + k);
+    const __m256i q = j % 2 ? nib_hi(v) : nib_lo(v);
+    if constexpr (kFifth) return _mm256_or_si256(q, fifth_k(f.dword(4 + k), j));
+    return q;
   }
 };
 
@@ -242,18 +234,17 @@ struct DecQ6K {
   Fields<0, 52> f;
   __m256 d;
   explicit DecQ6K(Fields<0, 52> fields) : f(fields), d(f.tail(0)) {}
-  void block(int j, __m256i* q, __m256& dj, __m256& mj) const {
-    const int h = j / 4, r = j % 4;
-    const __m256i k4 = _mm256_set1_epi8(0x0f), k2 = _mm256_set1_epi8(0x03);
-    for (int k = 0; k < kChunks; ++k) {
-      const __m256i lo = f.dword(16 * h + 8 * (r & 1) + k);
-      const __m256i hi = f.dword(32 + 8 * h + k);
-      q[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lo, 4 * (r >> 1)), k4),
-                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi, 2 * r), k2), 4));
-    }
+  void scales(int j, __m256& dj, __m256& mj) const {
     const __m256i sc = f.dword(48 + j / 2);
     dj = _mm256_mul_ps(d, byte_s(sc, 2 * (j % 2)));
     mj = _mm256_mul_ps(d, byte_s(sc, 2 * (j % 2) + 1));
+  }
+  __m256i chunk(int j, int k) const {
+    const int h = j / 4, r = j % 4;
+    const __m256i lo = f.dword(16 * h + 8 * (r & 1) + k);
+    const __m256i hi = f.dword(32 + 8 * h + k);
+    return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lo, 4 * (r >> 1)), _mm256_set1_epi8(0x0f)),
+                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi, 2 * r), _mm256_set1_epi8(0x03)), 4));
   }
 };
 
@@ -268,52 +259,80 @@ inline Dec make_dec(const uint8_t* u, int h) {
 
 inline __m256i bcast(const int32_t* p) { return _mm256_set1_epi32(*p); }
 
-// The exact i32 dot of 8 rows' chunks [k0, k0 + n) with token t's (xq: the block's chunks,
-// chunk k of token t at xq[k * kTile + t]), as the file comment groups them.
+// Chunks of one group whose i16 sums provably fit (see the file comment).
 template <Dot kDot>
-inline __m256i idot(const __m256i* q, const int32_t* xq, int t, int k0, int n) {
+constexpr int kGroupChunks = kDot == Dot::kNib4 ? 8 : kDot == Dot::kNib5 ? 4 : kDot == Dot::kQ6 ? 2 : 1;
+
+// s[t] += the exact i32 dot of 8 rows' chunks [k0, k0 + n) with token t's, t < kNT (xq: the
+// block's chunks, chunk k of token t at xq[k * kTile + t]). Chunk-major: each chunk's
+// quants serve every token while the tokens' sums stay in registers.
+template <class Dec, int kT0, int kNT>
+inline void idot(const Dec& dec, int j, const int32_t* xq, int k0, int n, __m256i* s) {
+  constexpr Dot kDot = Dec::kDot;
+  constexpr int kG = kGroupChunks<kDot>;
   const __m256i ones = _mm256_set1_epi16(1);
-  constexpr int kGroupChunks = kDot == Dot::kNib4 ? 8 : kDot == Dot::kNib5 ? 4 : kDot == Dot::kQ6 ? 2 : 1;
-  __m256i sum = _mm256_setzero_si256();
-  for (int g = k0; g < k0 + n; g += kGroupChunks) {
-    __m256i s16;
-    if constexpr (kDot == Dot::kQ8) {
-      const __m256i x = bcast(xq + g * kTile + t);
-      s16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q[g], q[g]), _mm256_sign_epi8(x, q[g]));
-    } else {
-      s16 = _mm256_maddubs_epi16(q[g], bcast(xq + g * kTile + t));
-      for (int k = g + 1; k < g + kGroupChunks; ++k)
-        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[k], bcast(xq + k * kTile + t)));
+  for (int g = k0; g < k0 + n; g += kG) {
+    __m256i s16[kNT];
+    for (int k = g; k < g + kG; ++k) {
+      const __m256i q = dec.chunk(j, k);
+      const __m256i w = kDot == Dot::kQ8 ? _mm256_sign_epi8(q, q) : q;
+      for (int t = 0; t < kNT; ++t) {
+        __m256i x = bcast(xq + k * kTile + kT0 + t);
+        if constexpr (kDot == Dot::kQ8) x = _mm256_sign_epi8(x, q);
+        const __m256i p = _mm256_maddubs_epi16(w, x);
+        s16[t] = k == g ? p : _mm256_add_epi16(s16[t], p);
+      }
     }
-    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s16, ones));
+    for (int t = 0; t < kNT; ++t) s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(s16[t], ones));
   }
-  return sum;
 }
 
-// acc[t] (8 rows of token t) += one block against the first kNT tokens of a tile, xb at
+// acc[t] (8 rows of token t) += one block against tokens [kT0, kT0 + kNT) of a tile, xb at
 // the tile's block: the twin's f32 steps.
-template <class Dec, int kNT>
-inline void block_tokens(const __m256i* q, __m256 dw, __m256 mw, const uint8_t* xb, __m256* acc) {
-  const auto* xd = reinterpret_cast<const float*>(xb);
-  const auto* xq = reinterpret_cast<const int32_t*>(xd + kXQ);
-  const auto* o16 = reinterpret_cast<const int32_t*>(xd + kXO16);
-  for (int t = 0; t < kNT; ++t) {
-    const __m256 x = _mm256_broadcast_ss(xd + t);
-    if constexpr (Dec::kOffset == Offset::kSplit) {
-      const __m256i s0 = _mm256_add_epi32(_mm256_set1_epi32(o16[t]), idot<Dec::kDot>(q, xq, t, 0, 4));
-      const __m256i s1 = _mm256_add_epi32(_mm256_set1_epi32(o16[kTile + t]), idot<Dec::kDot>(q, xq, t, 4, 4));
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0), dw), x, acc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1), mw), x, acc[t]);
-    } else {
-      __m256i s = idot<Dec::kDot>(q, xq, t, 0, kChunks);
-      if constexpr (Dec::kDot == Dot::kQ8)  // the twin's q + 128: add 128 * sum(q_x)
-        s = _mm256_add_epi32(s, _mm256_set1_epi32(-4 * (o16[t] + o16[kTile + t])));
-      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), dw);
-      acc[t] = _mm256_fmadd_ps(f, x, acc[t]);
-      const float* xs = xd + (Dec::kOffset == Offset::kSh ? kXSh : kXS);
+template <class Dec, int kT0, int kNT>
+inline void block_token_range(const Dec& dec, int j, const uint8_t* xb, __m256* acc) {
+  const auto* xd = reinterpret_cast<const float*>(xb) + kT0;
+  const auto* xq = reinterpret_cast<const int32_t*>(xb) + kXQ;
+  const auto* o16 = reinterpret_cast<const int32_t*>(xb) + kXO16 + kT0;
+  acc += kT0;
+  if constexpr (Dec::kOffset == Offset::kSplit) {
+    __m256i s0[kNT], s1[kNT];
+    for (int t = 0; t < kNT; ++t) {
+      s0[t] = _mm256_set1_epi32(o16[t]);
+      s1[t] = _mm256_set1_epi32(o16[kTile + t]);
+    }
+    idot<Dec, kT0, kNT>(dec, j, xq, 0, 4, s0);
+    idot<Dec, kT0, kNT>(dec, j, xq, 4, 4, s1);
+    __m256 dw, mw;
+    dec.scales(j, dw, mw);
+    for (int t = 0; t < kNT; ++t) {
+      const __m256 x = _mm256_broadcast_ss(xd + t);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0[t]), dw), x, acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1[t]), mw), x, acc[t]);
+    }
+  } else {
+    __m256i s[kNT];
+    for (int t = 0; t < kNT; ++t)  // Q8_0: the twin's q + 128 adds 128 * sum(q_x)
+      s[t] = Dec::kDot == Dot::kQ8 ? _mm256_set1_epi32(-4 * (o16[t] + o16[kTile + t]))
+                                   : _mm256_setzero_si256();
+    idot<Dec, kT0, kNT>(dec, j, xq, 0, kChunks, s);
+    __m256 dw, mw;
+    dec.scales(j, dw, mw);
+    const float* xs = xd + (Dec::kOffset == Offset::kSh ? kXSh : kXS);
+    for (int t = 0; t < kNT; ++t) {
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s[t]), dw);
+      acc[t] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(xd + t), acc[t]);
       acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(xs + t), acc[t]);
     }
   }
+}
+
+// The first kNT tokens, at most 4 at a time: 4 tokens' sums, a chunk and a broadcast fit
+// the 16 registers with room to spare (8 tokens' did not, and GCC spilled the sums).
+template <class Dec, int kNT>
+inline void block_tokens(const Dec& dec, int j, const uint8_t* xb, __m256* acc) {
+  block_token_range<Dec, 0, std::min(kNT, 4)>(dec, j, xb, acc);
+  if constexpr (kNT > 4) block_token_range<Dec, 4, kNT - 4>(dec, j, xb, acc);
 }
 
 // Halves [h0, h0 + kNH) of a group against the first kNT tokens of one tile, over the nb
@@ -325,12 +344,8 @@ inline void run_blocks(const uint8_t* units, int h0, int nb, const uint8_t* xb, 
   for (int u = 0; u * Dec::kUnitBlocks < nb; ++u) {
     for (int h = 0; h < kNH; ++h) {
       const Dec dec = make_dec<Dec>(units + u * kUnitBytes, h0 + h);
-      for (int j = 0; j < Dec::kUnitBlocks; ++j) {
-        __m256i q[kChunks];
-        __m256 d, m;
-        dec.block(j, q, d, m);
-        block_tokens<Dec, kNT>(q, d, m, xb + (u * Dec::kUnitBlocks + j) * kPackedXBlockBytes, acc[h]);
-      }
+      for (int j = 0; j < Dec::kUnitBlocks; ++j)
+        block_tokens<Dec, kNT>(dec, j, xb + (u * Dec::kUnitBlocks + j) * kPackedXBlockBytes, acc[h]);
     }
   }
 }
