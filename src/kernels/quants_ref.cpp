@@ -33,12 +33,25 @@ void f32_to_float(const void* x, float* y, int64_t n) {
 void f32_from_float(const float* x, void* y, int64_t n) {
   std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
 }
+// The float types' one f32 order (type_kernels.h, kFloatDotLanes): lane l of 64 sums
+// w[i] * x[i] for i = l (mod 64) with fma, in order, the last partial group of 64 padded with
+// zeros; then lane l += lane l + s for s = 32, 16, 8, 4, 2, 1.
+template <class T, class ToF32>
+float dot_float_lanes(int64_t n, const T* w, const float* x, ToF32 to_f32) {
+  float acc[kFloatDotLanes] = {};
+  for (int64_t i0 = 0; i0 < n; i0 += kFloatDotLanes)
+    for (int64_t l = 0; l < kFloatDotLanes; ++l) {
+      const int64_t i = i0 + l;
+      acc[l] = std::fmaf(i < n ? to_f32(w[i]) : 0.0f, i < n ? x[i] : 0.0f, acc[l]);
+    }
+  for (int64_t s = kFloatDotLanes / 2; s >= 1; s /= 2)
+    for (int64_t l = 0; l < s; ++l) acc[l] += acc[l + s];
+  return acc[0];
+}
+
 void f32_vec_dot(int64_t n, float* out, const void* w, const void* x) {
-  const float* a = static_cast<const float*>(w);
-  const float* b = static_cast<const float*>(x);
-  double sum = 0;  // the reference is the accurate one; SIMD sums in f32
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
-  *out = static_cast<float>(sum);
+  *out = dot_float_lanes(n, static_cast<const float*>(w), static_cast<const float*>(x),
+                         [](float v) { return v; });
 }
 
 void f16_to_float(const void* x, float* y, int64_t n) {
@@ -50,11 +63,8 @@ void f16_from_float(const float* x, void* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = f32_to_f16(x[i]);
 }
 void f16_vec_dot(int64_t n, float* out, const void* w, const void* x) {
-  const f16_t* a = static_cast<const f16_t*>(w);
-  const float* b = static_cast<const float*>(x);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(f16_to_f32(a[i])) * b[i];
-  *out = static_cast<float>(sum);
+  *out = dot_float_lanes(n, static_cast<const f16_t*>(w), static_cast<const float*>(x),
+                         [](f16_t v) { return f16_to_f32(v); });
 }
 
 void bf16_to_float(const void* x, float* y, int64_t n) {
@@ -66,11 +76,8 @@ void bf16_from_float(const float* x, void* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(x[i]);
 }
 void bf16_vec_dot(int64_t n, float* out, const void* w, const void* x) {
-  const bf16_t* a = static_cast<const bf16_t*>(w);
-  const float* b = static_cast<const float*>(x);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_f32(a[i])) * b[i];
-  *out = static_cast<float>(sum);
+  *out = dot_float_lanes(n, static_cast<const bf16_t*>(w), static_cast<const float*>(x),
+                         [](bf16_t v) { return bf16_to_f32(v); });
 }
 
 // ---- block helpers shared by the quantizers ----

@@ -16,6 +16,12 @@ namespace hearth::kernels {
 
 using format::TensorType;
 
+// F32, F16 and BF16 weights (vec_dot against f32 activations) have one f32 order on every
+// ISA: lane l of kFloatDotLanes sums w[i] * x[i] for i = l (mod kFloatDotLanes) with fma,
+// in order, the last partial group padded with zeros; then lane l += lane l + s for
+// s = 32, 16, 8, 4, 2, 1 (quants_ref.cpp's dot_float_lanes; AVX2: 8 ymm, AVX-512: 4 zmm).
+constexpr int64_t kFloatDotLanes = 64;
+
 // y (f32, n) = dequantize(x)
 using ToFloatFn = void (*)(const void* x, float* y, int64_t n);
 // y (type, n) = quantize(x); used for activations and by `hearth quantize` later.

@@ -275,6 +275,34 @@ TEST(PackedGemm, BitIdenticalToScalarTwin) {
   }
 }
 
+// F32, F16 and BF16 weights: every level's vec_dot sums in the one order of type_kernels.h
+// (kFloatDotLanes lanes, zero-padded tail), so it gives the scalar twin's bits; lengths
+// below, at and past one group of lanes, with tails.
+TEST(FloatDot, EveryLevelBitIdenticalToScalarTwin) {
+  const std::vector<NamedTable> tables = isa_tables();
+  if (tables.empty()) GTEST_SKIP() << "no AVX2";
+  const KernelTable ref = ref_table();
+  for (const NamedTable& nt : tables)
+    for (TensorType wt : {TensorType::F32, TensorType::F16, TensorType::BF16})
+      for (int64_t n : {1, 7, 63, 64, 65, 130, 576, 1000}) {
+        const std::vector<float> wf = random_floats(n, 3, 0.1f), x = random_floats(n, 4, 0.0f);
+        std::vector<uint8_t> w(static_cast<size_t>(row_bytes(wt, n)));
+        k(ref, wt).from_float(wf.data(), w.data(), n);
+        float got = 0, want = 0;
+        k(nt.table, wt).vec_dot(n, &got, w.data(), x.data());
+        k(ref, wt).vec_dot(n, &want, w.data(), x.data());
+        ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want))
+            << nt.isa << " " << format::type_name(wt) << " n=" << n << ": " << got << " vs " << want;
+        double exact = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          float wi = 0;
+          k(ref, wt).to_float(w.data() + row_bytes(wt, i + 1) - row_bytes(wt, 1), &wi, 1);
+          exact += static_cast<double>(wi) * x[i];
+        }
+        ASSERT_NEAR(want, exact, 1e-5 * (1.0 + std::fabs(exact)) * std::sqrt(static_cast<double>(n)));
+      }
+}
+
 // The rowdot kernels (packed arithmetic read from row-major weights, for a few tokens;
 // AVX-512 VNNI only: AVX2 takes its packed gemm for those, tested above) give the scalar
 // twin's bits: whole and partial 16-row groups, panels and tails.

@@ -24,19 +24,33 @@ struct Avx2 {
   }
 };
 
-// Float weight rows against f32 activations; Load(p) gives 8 floats from element p.
+// Float weight rows against f32 activations in the one order of type_kernels.h
+// (kFloatDotLanes lanes as 8 ymm: acc[k] holds lanes 8k .. 8k + 7); Load(p) gives 8 floats
+// from element p, Scalar(v) one. The last partial group goes through zero-padded copies.
 template <class T, class Load, class Scalar>
 float dot_float(int64_t n, const T* w, const float* x, Load load, Scalar scalar) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
+  constexpr int kVecs = static_cast<int>(kFloatDotLanes / 8);
+  __m256 acc[kVecs];
+  for (__m256& a : acc) a = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int k = 0; k < 4; ++k)
+  for (; i + kFloatDotLanes <= n; i += kFloatDotLanes)
+    for (int k = 0; k < kVecs; ++k)
       acc[k] = _mm256_fmadd_ps(load(w + i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load(w + i), _mm256_loadu_ps(x + i), acc[0]);
-  float sum = hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += scalar(w[i]) * x[i];
-  return sum;
+  if (i < n) {
+    alignas(32) float wt[kFloatDotLanes] = {}, xt[kFloatDotLanes] = {};
+    for (int64_t j = i; j < n; ++j) {
+      wt[j - i] = scalar(w[j]);
+      xt[j - i] = x[j];
+    }
+    for (int k = 0; k < kVecs; ++k)
+      acc[k] = _mm256_fmadd_ps(_mm256_load_ps(wt + 8 * k), _mm256_load_ps(xt + 8 * k), acc[k]);
+  }
+  for (int s = kVecs / 2; s >= 1; s /= 2)  // lanes + 32, + 16, + 8
+    for (int k = 0; k < s; ++k) acc[k] = _mm256_add_ps(acc[k], acc[k + s]);
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));  // + 4
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                                   // + 2
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));                                                    // + 1
+  return _mm_cvtss_f32(v);
 }
 
 void f32_vec_dot(int64_t n, float* out, const void* w, const void* x) {

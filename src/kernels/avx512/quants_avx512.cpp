@@ -34,21 +34,35 @@ struct Avx512 {
   static __m256i bits_to_bytes(uint32_t qh) { return _mm256_movm_epi8(qh); }
 };
 
-// Float weight rows against f32 activations; Load(p) gives 16 floats from element p.
+// Float weight rows against f32 activations in the one order of type_kernels.h
+// (kFloatDotLanes lanes as 4 zmm: acc[k] holds lanes 16k .. 16k + 15); Load(p) gives 16
+// floats from element p, Scalar(v) one. The last partial group goes through zero-padded
+// copies.
 template <class T, class Load, class Scalar>
 float dot_float(int64_t n, const T* w, const float* x, Load load, Scalar scalar) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
+  constexpr int kVecs = static_cast<int>(kFloatDotLanes / 16);
+  __m512 acc[kVecs];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
-    for (int k = 0; k < 4; ++k)
+  for (; i + kFloatDotLanes <= n; i += kFloatDotLanes)
+    for (int k = 0; k < kVecs; ++k)
       acc[k] = _mm512_fmadd_ps(load(w + i + 16 * k), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
-  for (; i + 16 <= n; i += 16)
-    acc[0] = _mm512_fmadd_ps(load(w + i), _mm512_loadu_ps(x + i), acc[0]);
-  float sum = _mm512_reduce_add_ps(
-      _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += scalar(w[i]) * x[i];
-  return sum;
+  if (i < n) {
+    alignas(64) float wt[kFloatDotLanes] = {}, xt[kFloatDotLanes] = {};
+    for (int64_t j = i; j < n; ++j) {
+      wt[j - i] = scalar(w[j]);
+      xt[j - i] = x[j];
+    }
+    for (int k = 0; k < kVecs; ++k)
+      acc[k] = _mm512_fmadd_ps(_mm512_load_ps(wt + 16 * k), _mm512_load_ps(xt + 16 * k), acc[k]);
+  }
+  for (int s = kVecs / 2; s >= 1; s /= 2)  // lanes + 32, + 16
+    for (int k = 0; k < s; ++k) acc[k] = _mm512_add_ps(acc[k], acc[k + s]);
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc[0]), _mm512_extractf32x8_ps(acc[0], 1));  // + 8
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));                     // + 4
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                                            // + 2
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));                                                             // + 1
+  return _mm_cvtss_f32(v);
 }
 
 void f32_vec_dot(int64_t n, float* out, const void* w, const void* x) {
