@@ -75,13 +75,17 @@ struct TypeKernels {
   PackedGemmFn rowdot_gemm = nullptr;
   // The same for weights interleaved by kernels/interleave.h (rows in whole groups of 16,
   // w_stride the file's row bytes): il_rowdot_gemm with activations from rowdot_pack_x,
-  // il_packed_gemm from pack_x. il_packed_gemm: AVX2 and AVX-512 VNNI; il_rowdot_gemm:
-  // AVX-512 VNNI only (AVX2's il_packed_gemm reads interleaved rows without a panel, so one
-  // token takes it too).
+  // il_packed_gemm from pack_x. AVX2 and AVX-512 VNNI (AVX2 has no file-layout rowdot_gemm:
+  // its packed_gemm serves a few tokens there).
   PackedGemmFn il_rowdot_gemm = nullptr;
   PackedGemmFn il_packed_gemm = nullptr;  // packed_gemm over interleaved weights
 };
-int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens);
+// The rowdot kernels' activations, per token and block of 32: q[32] int8, d, s, sh (f32) and
+// o16[2] (int32), laid out per token as q[nb][32], d[nb], s[nb], sh[nb], o16[nb][2].
+constexpr int64_t kRowdotXBlockBytes = 32 + 3 * 4 + 2 * 4;
+inline int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens) {
+  return n / 32 * kRowdotXBlockBytes * n_tokens;
+}
 
 // Dispatched (widest ISA available, capped by HEARTH_ISA) and scalar reference tables.
 // Entries are null for types without kernels.

@@ -10,7 +10,9 @@
 //
 // Activations: pack_x's token tiles, the layout avx512/gemm_packed.cpp describes (per block
 // of 32 and tile of 8 tokens: d[8], s[8], sh[8], o16[2][8], then q[8 chunks][8 tokens][4]),
-// so one token's 4 activations of a chunk are a dword to broadcast.
+// so one token's 4 activations of a chunk are a dword to broadcast; for one or two tokens
+// over interleaved weights (decode: il_rowdot_gemm), rowdot_pack_x's compact per-token
+// layout (type_kernels.h) instead.
 //
 // Per block of 32, half of 8 rows and token: the exact i32 block dot of the u8 weight quants
 // with the int8 activations from vpmaddubsw (u8 x s8 pairs into i16) and vpmaddwd (i16 pairs
@@ -259,15 +261,42 @@ inline Dec make_dec(const uint8_t* u, int h) {
 
 inline __m256i bcast(const int32_t* p) { return _mm256_set1_epi32(*p); }
 
+// One block's activations for a few tokens, in one of two layouts. Token t's d, s, sh (f32),
+// o16[h] (int32) and chunk k (4 int8, one int32 to broadcast) are at
+//   tile layout (pack_x, the prefill path): fields [field][8 tokens] of 4 bytes each;
+//   token layout (rowdot_pack_x, 1-2 tokens: 52 bytes per block and token, so a decode
+//   token's activations stay in L1 while the weights stream past): per token q[nb][32],
+//   d[nb], s[nb], sh[nb], o16[nb][2] (avx512/gemm_rowdot.cpp's layout).
+struct TileX {
+  const uint8_t* xb;  // the block in a tile
+  const float* f(int field, int t) const { return reinterpret_cast<const float*>(xb) + field + t; }
+  float d(int t) const { return *f(0, t); }
+  float s(int t) const { return *f(kXS, t); }
+  float sh(int t) const { return *f(kXSh, t); }
+  int32_t o16(int h, int t) const { return reinterpret_cast<const int32_t*>(xb)[kXO16 + h * kTile + t]; }
+  const int32_t* q(int k, int t) const { return reinterpret_cast<const int32_t*>(xb) + kXQ + k * kTile + t; }
+};
+struct TokX {
+  const uint8_t* base;  // token 0's q of block 0
+  int64_t nb, b, token_bytes;
+  const uint8_t* tok(int t) const { return base + t * token_bytes; }
+  const float* fl(int t) const { return reinterpret_cast<const float*>(tok(t) + nb * kQK); }
+  float d(int t) const { return fl(t)[b]; }
+  float s(int t) const { return fl(t)[nb + b]; }
+  float sh(int t) const { return fl(t)[2 * nb + b]; }
+  int32_t o16(int h, int t) const { return reinterpret_cast<const int32_t*>(fl(t) + 3 * nb)[2 * b + h]; }
+  const int32_t* q(int k, int t) const { return reinterpret_cast<const int32_t*>(tok(t) + b * kQK) + k; }
+};
+
 // Chunks of one group whose i16 sums provably fit (see the file comment).
 template <Dot kDot>
 constexpr int kGroupChunks = kDot == Dot::kNib4 ? 8 : kDot == Dot::kNib5 ? 4 : kDot == Dot::kQ6 ? 2 : 1;
 
-// s[t] += the exact i32 dot of 8 rows' chunks [k0, k0 + n) with token t's, t < kNT (xq: the
-// block's chunks, chunk k of token t at xq[k * kTile + t]). Chunk-major: each chunk's
-// quants serve every token while the tokens' sums stay in registers.
-template <class Dec, int kT0, int kNT>
-inline void idot(const Dec& dec, int j, const int32_t* xq, int k0, int n, __m256i* s) {
+// s[t] += the exact i32 dot of 8 rows' chunks [k0, k0 + n) with token kT0 + t's, t < kNT.
+// Chunk-major: each chunk's quants serve every token while the tokens' sums stay in
+// registers.
+template <class Dec, int kT0, int kNT, class X>
+inline void idot(const Dec& dec, int j, const X& x, int k0, int n, __m256i* s) {
   constexpr Dot kDot = Dec::kDot;
   constexpr int kG = kGroupChunks<kDot>;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -277,9 +306,9 @@ inline void idot(const Dec& dec, int j, const int32_t* xq, int k0, int n, __m256
       const __m256i q = dec.chunk(j, k);
       const __m256i w = kDot == Dot::kQ8 ? _mm256_sign_epi8(q, q) : q;
       for (int t = 0; t < kNT; ++t) {
-        __m256i x = bcast(xq + k * kTile + kT0 + t);
-        if constexpr (kDot == Dot::kQ8) x = _mm256_sign_epi8(x, q);
-        const __m256i p = _mm256_maddubs_epi16(w, x);
+        __m256i xv = bcast(x.q(k, kT0 + t));
+        if constexpr (kDot == Dot::kQ8) xv = _mm256_sign_epi8(xv, q);
+        const __m256i p = _mm256_maddubs_epi16(w, xv);
         s16[t] = k == g ? p : _mm256_add_epi16(s16[t], p);
       }
     }
@@ -287,65 +316,62 @@ inline void idot(const Dec& dec, int j, const int32_t* xq, int k0, int n, __m256
   }
 }
 
-// acc[t] (8 rows of token t) += one block against tokens [kT0, kT0 + kNT) of a tile, xb at
-// the tile's block: the twin's f32 steps.
-template <class Dec, int kT0, int kNT>
-inline void block_token_range(const Dec& dec, int j, const uint8_t* xb, __m256* acc) {
-  const auto* xd = reinterpret_cast<const float*>(xb) + kT0;
-  const auto* xq = reinterpret_cast<const int32_t*>(xb) + kXQ;
-  const auto* o16 = reinterpret_cast<const int32_t*>(xb) + kXO16 + kT0;
+// acc[t] (8 rows of token t) += one block against tokens [kT0, kT0 + kNT): the twin's f32
+// steps.
+template <class Dec, int kT0, int kNT, class X>
+inline void block_token_range(const Dec& dec, int j, const X& x, __m256* acc) {
   acc += kT0;
   if constexpr (Dec::kOffset == Offset::kSplit) {
     __m256i s0[kNT], s1[kNT];
     for (int t = 0; t < kNT; ++t) {
-      s0[t] = _mm256_set1_epi32(o16[t]);
-      s1[t] = _mm256_set1_epi32(o16[kTile + t]);
+      s0[t] = _mm256_set1_epi32(x.o16(0, kT0 + t));
+      s1[t] = _mm256_set1_epi32(x.o16(1, kT0 + t));
     }
-    idot<Dec, kT0, kNT>(dec, j, xq, 0, 4, s0);
-    idot<Dec, kT0, kNT>(dec, j, xq, 4, 4, s1);
+    idot<Dec, kT0, kNT>(dec, j, x, 0, 4, s0);
+    idot<Dec, kT0, kNT>(dec, j, x, 4, 4, s1);
     __m256 dw, mw;
     dec.scales(j, dw, mw);
     for (int t = 0; t < kNT; ++t) {
-      const __m256 x = _mm256_broadcast_ss(xd + t);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0[t]), dw), x, acc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1[t]), mw), x, acc[t]);
+      const __m256 xd = _mm256_set1_ps(x.d(kT0 + t));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s0[t]), dw), xd, acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s1[t]), mw), xd, acc[t]);
     }
   } else {
     __m256i s[kNT];
     for (int t = 0; t < kNT; ++t)  // Q8_0: the twin's q + 128 adds 128 * sum(q_x)
-      s[t] = Dec::kDot == Dot::kQ8 ? _mm256_set1_epi32(-4 * (o16[t] + o16[kTile + t]))
+      s[t] = Dec::kDot == Dot::kQ8 ? _mm256_set1_epi32(-4 * (x.o16(0, kT0 + t) + x.o16(1, kT0 + t)))
                                    : _mm256_setzero_si256();
-    idot<Dec, kT0, kNT>(dec, j, xq, 0, kChunks, s);
+    idot<Dec, kT0, kNT>(dec, j, x, 0, kChunks, s);
     __m256 dw, mw;
     dec.scales(j, dw, mw);
-    const float* xs = xd + (Dec::kOffset == Offset::kSh ? kXSh : kXS);
     for (int t = 0; t < kNT; ++t) {
       const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s[t]), dw);
-      acc[t] = _mm256_fmadd_ps(f, _mm256_broadcast_ss(xd + t), acc[t]);
-      acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(xs + t), acc[t]);
+      const float xs = Dec::kOffset == Offset::kSh ? x.sh(kT0 + t) : x.s(kT0 + t);
+      acc[t] = _mm256_fmadd_ps(f, _mm256_set1_ps(x.d(kT0 + t)), acc[t]);
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xs), acc[t]);
     }
   }
 }
 
 // The first kNT tokens, at most 4 at a time: 4 tokens' sums, a chunk and a broadcast fit
 // the 16 registers with room to spare (8 tokens' did not, and GCC spilled the sums).
-template <class Dec, int kNT>
-inline void block_tokens(const Dec& dec, int j, const uint8_t* xb, __m256* acc) {
-  block_token_range<Dec, 0, std::min(kNT, 4)>(dec, j, xb, acc);
-  if constexpr (kNT > 4) block_token_range<Dec, 4, kNT - 4>(dec, j, xb, acc);
+template <class Dec, int kNT, class X>
+inline void block_tokens(const Dec& dec, int j, const X& x, __m256* acc) {
+  block_token_range<Dec, 0, std::min(kNT, 4)>(dec, j, x, acc);
+  if constexpr (kNT > 4) block_token_range<Dec, 4, kNT - 4>(dec, j, x, acc);
 }
 
-// Halves [h0, h0 + kNH) of a group against the first kNT tokens of one tile, over the nb
-// blocks (a multiple of the unit's) of units `units` (16 * kBytes apart) and the tile's
-// blocks from xb: acc[h][t] for half h0 + h.
-template <class Dec, int kNT, int kNH>
-inline void run_blocks(const uint8_t* units, int h0, int nb, const uint8_t* xb, __m256 (*acc)[kTile]) {
+// Halves [h0, h0 + kNH) of a group against the first kNT tokens, over the nb blocks (a
+// multiple of the unit's) of units `units` (16 * kBytes apart); x_at(b) is block b's
+// activations: acc[h][t] for half h0 + h.
+template <class Dec, int kNT, int kNH, class XAt>
+inline void run_blocks(const uint8_t* units, int h0, int nb, XAt x_at, __m256 (*acc)[kTile]) {
   constexpr int kUnitBytes = kGroup * Dec::kBytes;
   for (int u = 0; u * Dec::kUnitBlocks < nb; ++u) {
     for (int h = 0; h < kNH; ++h) {
       const Dec dec = make_dec<Dec>(units + u * kUnitBytes, h0 + h);
       for (int j = 0; j < Dec::kUnitBlocks; ++j)
-        block_tokens<Dec, kNT>(dec, j, xb + (u * Dec::kUnitBlocks + j) * kPackedXBlockBytes, acc[h]);
+        block_tokens<Dec, kNT>(dec, j, x_at(u * Dec::kUnitBlocks + j), acc[h]);
     }
   }
 }
@@ -363,22 +389,31 @@ inline void store_rows(float* y, __m256 v, int nv, bool add) {
   _mm256_maskstore_ps(y, mask, v);
 }
 
+// One or two tokens against one run of a group: both halves of each unit in turn, so the
+// group is read in address order.
+template <class Dec, class XAt>
+void group_run_few(const uint8_t* units, int n_rows, int nb, XAt x_at, int64_t n_tokens, float* y,
+                   int64_t ldy, bool later) {
+  __m256 acc[2][kTile];
+  for (auto& a : acc)
+    for (__m256& v : a) v = _mm256_setzero_ps();
+  if (n_tokens == 1)
+    run_blocks<Dec, 1, 2>(units, 0, nb, x_at, acc);
+  else
+    run_blocks<Dec, 2, 2>(units, 0, nb, x_at, acc);
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int h = 0; h < 2; ++h) store_rows(y + t * ldy + 8 * h, acc[h][t], n_rows - 8 * h, later);
+}
+
 // One run of nb blocks (units from `units`) of a group of 16 rows (n_rows valid) against
-// every token: y rows [0, n_rows) of each token, added to what earlier runs left there.
+// every token of pack_x's tiles (x at the run's first block of tile 0): y rows [0, n_rows)
+// of each token, added to what earlier runs left there.
 template <class Dec>
 void group_run(const uint8_t* units, int n_rows, int nb, const uint8_t* x, int64_t tile_bytes,
                int64_t n_tokens, float* y, int64_t ldy, bool later) {
   if (n_tokens <= 2) {
-    // Decode: both halves of each unit in turn, so the group is read in address order.
-    __m256 acc[2][kTile];
-    for (auto& a : acc)
-      for (__m256& v : a) v = _mm256_setzero_ps();
-    if (n_tokens == 1)
-      run_blocks<Dec, 1, 2>(units, 0, nb, x, acc);
-    else
-      run_blocks<Dec, 2, 2>(units, 0, nb, x, acc);
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int h = 0; h < 2; ++h) store_rows(y + t * ldy + 8 * h, acc[h][t], n_rows - 8 * h, later);
+    group_run_few<Dec>(units, n_rows, nb, [x](int b) { return TileX{x + b * kPackedXBlockBytes}; },
+                       n_tokens, y, ldy, later);
     return;
   }
   const int64_t n_tiles = (n_tokens + kTile - 1) / kTile;
@@ -387,20 +422,45 @@ void group_run(const uint8_t* units, int n_rows, int nb, const uint8_t* x, int64
       __m256 acc[1][kTile];
       for (__m256& v : acc[0]) v = _mm256_setzero_ps();
       const int nt = static_cast<int>(std::min<int64_t>(kTile, n_tokens - tile * kTile));
-      const uint8_t* xb = x + tile * tile_bytes;
+      const uint8_t* xt = x + tile * tile_bytes;
+      auto x_at = [xt](int b) { return TileX{xt + b * kPackedXBlockBytes}; };
       switch (nt) {
-        case 1: run_blocks<Dec, 1, 1>(units, h, nb, xb, acc); break;
-        case 2: run_blocks<Dec, 2, 1>(units, h, nb, xb, acc); break;
-        case 3: run_blocks<Dec, 3, 1>(units, h, nb, xb, acc); break;
-        case 4: run_blocks<Dec, 4, 1>(units, h, nb, xb, acc); break;
-        case 5: run_blocks<Dec, 5, 1>(units, h, nb, xb, acc); break;
-        case 6: run_blocks<Dec, 6, 1>(units, h, nb, xb, acc); break;
-        case 7: run_blocks<Dec, 7, 1>(units, h, nb, xb, acc); break;
-        default: run_blocks<Dec, kTile, 1>(units, h, nb, xb, acc); break;
+        case 1: run_blocks<Dec, 1, 1>(units, h, nb, x_at, acc); break;
+        case 2: run_blocks<Dec, 2, 1>(units, h, nb, x_at, acc); break;
+        case 3: run_blocks<Dec, 3, 1>(units, h, nb, x_at, acc); break;
+        case 4: run_blocks<Dec, 4, 1>(units, h, nb, x_at, acc); break;
+        case 5: run_blocks<Dec, 5, 1>(units, h, nb, x_at, acc); break;
+        case 6: run_blocks<Dec, 6, 1>(units, h, nb, x_at, acc); break;
+        case 7: run_blocks<Dec, 7, 1>(units, h, nb, x_at, acc); break;
+        default: run_blocks<Dec, kTile, 1>(units, h, nb, x_at, acc); break;
       }
       for (int t = 0; t < nt; ++t)
         store_rows(y + (tile * kTile + t) * ldy + 8 * h, acc[0][t], n_rows - 8 * h, later);
     }
+}
+
+// One or two tokens (rowdot_pack_x's layout) against interleaved weights (whole groups of
+// 16 rows): decode's matrix products.
+template <class Dec>
+void il_rowdot_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, const void* xp,
+                    int64_t n_tokens, float* y, int64_t ldy) {
+  const auto* w = static_cast<const uint8_t*>(vw);
+  const int64_t nb = n / kQK;
+  const TokX x0{static_cast<const uint8_t*>(xp), nb, 0, kRowdotXBlockBytes * nb};
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGroup) {
+    const int rows = static_cast<int>(std::min<int64_t>(kGroup, n_rows - r0));
+    const uint8_t* group = w + r0 * w_stride;
+    for (int64_t b0 = 0; b0 < nb; b0 += kRun) {
+      const int pb = static_cast<int>(std::min<int64_t>(kRun, nb - b0));
+      const uint8_t* units = group + b0 / Dec::kUnitBlocks * kGroup * Dec::kBytes;
+      auto x_at = [&x0, b0](int b) {
+        TokX x = x0;
+        x.b = b0 + b;
+        return x;
+      };
+      group_run_few<Dec>(units, rows, pb, x_at, n_tokens, y + r0, ldy, b0 > 0);
+    }
+  }
 }
 
 // kInterleaved: w holds whole interleaved groups of 16 rows (kernels/interleave.h);
@@ -457,13 +517,40 @@ inline float hmax_ps(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// pack_x's tiles with the values quantize_block_q8 gives (pack_x_ref computes the same):
-// d = amax / 127 (stored rounded to f16), q = round_away(x / d); tokens past n_tokens are 0.
+// One token's block of 32 quantized as quantize_block_q8 does (pack_x_ref computes the same):
+// d = amax / 127 (stored rounded to f16), q = round_away(x / d); *d_unrounded for sh, and the
+// sums of q over elements 0..15 and 16..31. q: the 32 int8 in order, in a ymm.
+struct QuantBlock {
+  float d;  // unrounded
+  int32_t half, rest;
+  __m256i q;
+};
+inline QuantBlock quantize_block(const float* xt) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 v[4];
+  for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xt + 8 * i);
+  const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                                 _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+  QuantBlock r;
+  r.d = hmax_ps(a) / 127.0f;
+  const __m256 id = _mm256_set1_ps(r.d != 0.0f ? 1.0f / r.d : 0.0f);
+  __m256i q[4];
+  for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(round_away8(_mm256_mul_ps(v[i], id)));
+  r.half = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+  r.rest = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  r.q = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return r;
+}
+
+inline __m256 round_f16(__m256 v) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// pack_x's tiles (the layout avx512/gemm_packed.cpp describes); tokens past n_tokens are 0.
 void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1, void* xp) {
   const int64_t nb = n / kQK;
   auto* out = static_cast<uint8_t*>(xp);
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const int nt = static_cast<int>(std::clamp<int64_t>(n_tokens - tile * kTile, 0, kTile));
     for (int64_t b = 0; b < nb; ++b) {
@@ -474,34 +561,48 @@ void pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t 
       __m256i rows[kTile];
       for (int t = 0; t < kTile; ++t) rows[t] = _mm256_setzero_si256();
       for (int t = 0; t < nt; ++t) {
-        const float* xt = x + (tile * kTile + t) * n + b * kQK;
-        __m256 v[4];
-        for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xt + 8 * i);
-        const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
-                                       _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
-        dq[t] = hmax_ps(a) / 127.0f;
-        const __m256 id = _mm256_set1_ps(dq[t] != 0.0f ? 1.0f / dq[t] : 0.0f);
-        __m256i q[4];
-        for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(round_away8(_mm256_mul_ps(v[i], id)));
-        const int half = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
-        const int rest = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
-        sums[t] = static_cast<float>(half + rest);
-        o16[0][t] = -32 * half;
-        o16[1][t] = -32 * rest;
-        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        rows[t] = _mm256_permutevar8x32_epi32(p, order);
+        const QuantBlock r = quantize_block(x + (tile * kTile + t) * n + b * kQK);
+        dq[t] = r.d;
+        sums[t] = static_cast<float>(r.half + r.rest);
+        o16[0][t] = -32 * r.half;
+        o16[1][t] = -32 * r.rest;
+        rows[t] = r.q;
       }
       // d, s = d * sum, sh = f16(d_unrounded * sum), for the 8 tokens at once.
       const __m256 dv = _mm256_load_ps(dq), sv = _mm256_load_ps(sums);
-      const __m256 dr = _mm256_cvtph_ps(_mm256_cvtps_ph(dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      const __m256 dr = round_f16(dv);
       _mm256_storeu_ps(d, dr);
       _mm256_storeu_ps(d + kXS, _mm256_mul_ps(dr, sv));
-      _mm256_storeu_ps(d + kXSh, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(dv, sv),
-                                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      _mm256_storeu_ps(d + kXSh, round_f16(_mm256_mul_ps(dv, sv)));
       std::memcpy(d + kXO16, o16, sizeof(o16));
       transpose8x8_epi32(rows);
       uint8_t* q = blk + kXQ * sizeof(float);
       for (int k = 0; k < kChunks; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k * 32), rows[k]);
+    }
+  }
+}
+
+// rowdot_pack_x's per-token layout (TokX), the same values as pack_x's: tokens of tiles
+// [tile0, tile1) that are below n_tokens.
+void rowdot_pack_x(const float* x, int64_t n, int64_t n_tokens, int64_t tile0, int64_t tile1, void* xp) {
+  const int64_t nb = n / kQK;
+  const int64_t t1 = std::min(n_tokens, tile1 * kTile);
+  for (int64_t t = tile0 * kTile; t < t1; ++t) {
+    auto* q = static_cast<uint8_t*>(xp) + t * nb * kRowdotXBlockBytes;
+    auto* d = reinterpret_cast<float*>(q + nb * kQK);
+    float* s = d + nb;
+    float* sh = s + nb;
+    auto* o16 = reinterpret_cast<int32_t*>(sh + nb);
+    for (int64_t b = 0; b < nb; ++b) {
+      const QuantBlock r = quantize_block(x + t * n + b * kQK);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQK), r.q);
+      const float sum = static_cast<float>(r.half + r.rest);
+      const __m128 dr = _mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(r.d), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      d[b] = _mm_cvtss_f32(dr);
+      s[b] = d[b] * sum;
+      sh[b] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(r.d * sum), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+      o16[2 * b] = -32 * r.half;
+      o16[2 * b + 1] = -32 * r.rest;
     }
   }
 }
@@ -512,9 +613,11 @@ void set(KernelTable& t) {
   k.pack_x = pack_x;
   k.packed_gemm = packed_gemm<Dec, false>;
   k.il_packed_gemm = packed_gemm<Dec, true>;
-  k.rowdot_pack_x = nullptr;  // one token takes packed_gemm too: it reads the weights once
+  // Interleaved weights: one or two tokens in the per-token layout. The file's layout has no
+  // rowdot form here (rowdot_gemm null): packed_gemm serves a few tokens there.
+  k.rowdot_pack_x = rowdot_pack_x;
   k.rowdot_gemm = nullptr;
-  k.il_rowdot_gemm = nullptr;
+  k.il_rowdot_gemm = il_rowdot_gemm<Dec>;
 }
 
 }  // namespace

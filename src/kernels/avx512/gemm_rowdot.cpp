@@ -339,7 +339,7 @@ using Q4_KR = K4R<BlockQ4K, false>;
 using Q5_KR = K4R<BlockQ5K, true>;
 
 // Per token: q[nb][32] int8, then f32 d[nb], s[nb], sh[nb], then int32 o16[nb][2].
-int64_t x_bytes_per_token(int64_t nb) { return nb * (kQK + 3 * 4 + 2 * 4); }
+int64_t x_bytes_per_token(int64_t nb) { return nb * kRowdotXBlockBytes; }
 
 XTok x_token(const void* xp, int64_t nb, int64_t t, bool rounded_sum) {
   const auto* q = static_cast<const int8_t*>(xp) + t * x_bytes_per_token(nb);
@@ -634,8 +634,6 @@ void set(KernelTable& t, TensorType type, PackedGemmFn gemm) {
 }
 
 }  // namespace
-
-int64_t rowdot_x_bytes(int64_t n, int64_t n_tokens) { return x_bytes_per_token(n / kQK) * n_tokens; }
 
 void fill_avx512_rowdot(KernelTable& t) {
   set(t, TensorType::Q4_0, rowdot_gemm<PerBlock<Q4_0R>>);
