@@ -43,6 +43,8 @@ constexpr int kGroup = kInterleaveRows;  // rows of an interleaved group: two ha
 constexpr int kTile = static_cast<int>(kPackedTileTokens);
 constexpr int kRun = static_cast<int>(kPackedPanelBlocks);
 constexpr int kChunks = 8;  // 4-byte chunks per block of 32
+// How far ahead of the unit being read decode prefetches the interleaved weights.
+constexpr int kPrefetchBytes = 4096;
 // pack_x's block of a tile, in floats from its start (see avx512/gemm_packed.cpp).
 constexpr int kXS = kTile, kXSh = 2 * kTile, kXO16 = 3 * kTile, kXQ = 5 * kTile;
 
@@ -368,8 +370,13 @@ template <class Dec, int kNT, int kNH, class XAt>
 inline void run_blocks(const uint8_t* units, int h0, int nb, XAt x_at, __m256 (*acc)[kTile]) {
   constexpr int kUnitBytes = kGroup * Dec::kBytes;
   for (int u = 0; u * Dec::kUnitBlocks < nb; ++u) {
+    if constexpr (kNH == 2) {  // decode streams the weights: fetch kPrefetchBytes ahead
+      const uint8_t* ahead = units + u * kUnitBytes + kPrefetchBytes;
+      for (int a = 0; a < kUnitBytes; a += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + a), _MM_HINT_T0);
+    }
     for (int h = 0; h < kNH; ++h) {
       const Dec dec = make_dec<Dec>(units + u * kUnitBytes, h0 + h);
+#pragma GCC unroll 8
       for (int j = 0; j < Dec::kUnitBlocks; ++j)
         block_tokens<Dec, kNT>(dec, j, x_at(u * Dec::kUnitBlocks + j), acc[h]);
     }
