@@ -8,6 +8,7 @@
 
 #include "app/content_log.h"
 #include "app/server_routes.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
@@ -103,9 +104,7 @@ std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const
   if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
   engine::GenerateParams gen = r.gen;
   if (!r.seed_set) gen.sampling.seed = std::random_device{}();
-  const auto deadline =
-      Job::Clock::now() + std::chrono::duration_cast<Job::Clock::duration>(
-                              std::chrono::duration<double>(state.options.timeout_seconds));
+  const auto deadline = platform::deadline_after(state.options.timeout_seconds);
   auto job = std::make_shared<Job>(std::move(std::get<std::vector<int32_t>>(prompt)),
                                    std::move(gen), deadline);
   if (Status s = state.scheduler->submit(job); !s) return error_of(503, "server_busy", s.error());

@@ -7,6 +7,7 @@
 
 #include "app/config.h"
 #include "app/model_paths.h"
+#include "platform/clock.h"
 
 namespace hearth::cli {
 
@@ -115,12 +116,7 @@ std::string human_bytes(double b) {
 }
 
 std::string utc_date(int64_t unix_seconds) {
-  const std::time_t tt = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
+  return platform::utc_text(unix_seconds, "%Y-%m-%d %H:%M");
 }
 
 }  // namespace hearth::cli
