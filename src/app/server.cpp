@@ -160,7 +160,7 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
   ServerState& st = impl->state;
   st.options = std::move(options);
   st.started_unix = platform::unix_seconds();
-  st.chat_template_source = model.chat_template().value_or(kChatMlTemplate);
+  st.chat_template_source = model.chat_template().value_or(engine::kChatMlTemplate);
   auto tmpl = engine::ChatTemplate::parse(st.chat_template_source);
   if (!tmpl)
     return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(),
