@@ -1,8 +1,9 @@
 # Hearth: the two commands a newcomer needs are `make run` and `make test` (see README.md).
-.PHONY: run test deps models build build-asan test-unit test-python test-asan fuzz bench clean
+.PHONY: run test deps models build build-asan build-tsan test-unit test-python test-asan test-tsan fuzz bench clean
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 PY         := .venv/bin/python
@@ -13,8 +14,9 @@ run: deps models build
 	./$(BUILD)/hearth run
 
 # Set up everything, then run every test: unit tests, reference tests against llama.cpp /
-# NumPy / jinja2 goldens, the same unit tests under AddressSanitizer + UBSan, fuzz smoke runs.
-test: deps models build test-unit test-python test-asan fuzz
+# NumPy / jinja2 goldens, the same unit tests under AddressSanitizer + UBSan, the threaded
+# ones under ThreadSanitizer, fuzz smoke runs.
+test: deps models build test-unit test-python test-asan test-tsan fuzz
 
 deps:
 	./scripts/setup.sh
@@ -39,6 +41,20 @@ build-asan:
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer over the code that shares state between threads: the thread pool and the
+# server's scheduler. Only their test executables are built, so it stays quick.
+TSAN_TARGETS := test_platform_thread_pool_test test_platform_thread_pool_items_test \
+  test_app_server_scheduler_test
+TSAN_TESTS   := ^(ThreadPool|ThreadPoolItems|SchedulerInvariants)\.
+
+build-tsan:
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_SANITIZE=thread
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
+
+test-tsan: build-tsan
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
+
 # libFuzzer targets (clang), each run for FUZZ_SECONDS from its seed corpus.
 fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_FUZZ=ON \
@@ -47,4 +63,4 @@ fuzz:
 	./scripts/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -9,6 +9,7 @@
 
 #include "app/server_auth.h"
 #include "app/server_request.h"
+#include "platform/utf8.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1 || size > (1u << 20)) return 0;
@@ -43,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool chat = kind == ApiKind::kOpenAiChat || kind == ApiKind::kOllamaChat;
     if (chat && r.request->messages.empty()) std::abort();
     if (r.request->gen.max_tokens < -1) std::abort();
-    if (!hearth::app::is_valid_utf8(r.request->prompt)) std::abort();
+    if (!hearth::platform::utf8::is_valid(r.request->prompt)) std::abort();
   } else if (r.error.status < 400 || r.error.status > 499 || r.error.message.empty()) {
     std::abort();
   }

@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "app/crypto.h"
+#include "platform/clock.h"
 #include "platform/secure_file.h"
 
 namespace hearth::app {
@@ -19,15 +20,6 @@ using nlohmann::json;
 namespace {
 
 const std::string kZeroHash(64, '0');
-
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -94,7 +86,8 @@ Expected<AuditAnchor> AuditLog::append(const std::string& event, const json& det
     seq = j["seq"].get<int64_t>() + 1;
     prev = sha256_hex(line);
   }
-  json e{{"seq", seq}, {"time", utc_now()}, {"event", event}, {"details", details}, {"prev", prev}};
+  const std::string stamp = platform::utc_text(platform::unix_seconds(), "%Y-%m-%dT%H:%M:%SZ");
+  json e{{"seq", seq}, {"time", stamp}, {"event", event}, {"details", details}, {"prev", prev}};
   e["mac"] = mac_of(e);
   const std::string line = e.dump();
   const std::string out = line + "\n";

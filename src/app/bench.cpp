@@ -13,6 +13,7 @@
 
 #include "kernels/intrinsics.h"
 #include "kernels/type_kernels.h"
+#include "platform/clock.h"
 #include "platform/cpu_features.h"
 #include "platform/mapped_file.h"
 #include "platform/thread_pool.h"
@@ -20,11 +21,8 @@
 namespace hearth::app {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using Clock = platform::SteadyClock;
+using platform::seconds_since;
 
 BenchStat make_stat(std::string name, int64_t n_tokens) {
   BenchStat s;

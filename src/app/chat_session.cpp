@@ -2,15 +2,13 @@
 
 #include <algorithm>
 
-namespace hearth::app {
+#include "engine/chat_prompt.h"
 
-const char* const kChatMlTemplate =
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+namespace hearth::app {
 
 Expected<std::unique_ptr<ChatSession>> ChatSession::create(const engine::Model& model, const ChatOptions& options) {
   std::unique_ptr<ChatSession> s(new ChatSession(model, options));
-  const std::string source = model.chat_template().value_or(kChatMlTemplate);
+  const std::string source = model.chat_template().value_or(engine::kChatMlTemplate);
   auto t = engine::ChatTemplate::parse(source);
   if (!t) return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(), t.error());
   s->template_ = std::move(*t);
@@ -36,19 +34,11 @@ void ChatSession::reset() {
 }
 
 Expected<std::string> ChatSession::render_prompt() const {
-  const engine::Tokenizer& tok = model_.tokenizer();
-  const std::string bos = tok.bos() >= 0 ? std::string(tok.token_text(tok.bos())) : "";
-  const std::string eos = tok.eos() >= 0 ? std::string(tok.token_text(tok.eos())) : "";
-  return template_.apply(messages_, true, bos, eos);
+  return engine::chat_prompt_text(template_, model_.tokenizer(), messages_);
 }
 
 Expected<std::vector<int32_t>> ChatSession::tokenize_prompt() const {
-  auto text = render_prompt();
-  if (!text) return make_error("chat template: {}", text.error());
-  const engine::Tokenizer& tok = model_.tokenizer();
-  // Templates that write the BOS text themselves must not get a second BOS.
-  const bool has_bos_text = tok.bos() >= 0 && text->rfind(tok.token_text(tok.bos()), 0) == 0;
-  return tok.encode(*text, tok.add_bos() && !has_bos_text, true);
+  return engine::chat_prompt_tokens(template_, model_.tokenizer(), messages_);
 }
 
 Expected<engine::GenerateResult> ChatSession::send(const std::string& user_text, const engine::TextCallback& on_text,

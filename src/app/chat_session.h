@@ -51,7 +51,4 @@ class ChatSession {
   int64_t dropped_ = 0;
 };
 
-// Text of the ChatML template, used when a model file carries no template of its own.
-extern const char* const kChatMlTemplate;
-
 }  // namespace hearth::app

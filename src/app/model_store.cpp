@@ -16,6 +16,7 @@
 
 #include "engine/model.h"
 #include "format/tensor_type.h"
+#include "platform/clock.h"
 #include "platform/secure_file.h"
 
 namespace hearth::app {
@@ -26,12 +27,6 @@ namespace {
 
 constexpr size_t kMaxNameLength = 64;
 constexpr const char* kBlobPrefix = "blobs/sha256-";
-
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t mtime_ns(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -308,7 +303,7 @@ Expected<ModelVersion> ModelStore::import(const std::string& file, const std::st
   v.size = static_cast<uint64_t>(st.st_size);
   v.mtime_ns = mtime_ns(st);
   v.source = source;
-  v.imported_at = v.verified_at = now_seconds();
+  v.imported_at = v.verified_at = platform::unix_seconds();
 
   ModelManifest m = existing ? std::move(*existing) : ModelManifest{name, {}};
   if (!m.versions.empty() && m.current().sha256 == v.sha256 && !m.current().changed)
@@ -374,7 +369,7 @@ Expected<VerifyReport> ModelStore::rehash(ModelManifest& m, const Progress& prog
       v.changed = false;
       v.mtime_ns = mtime_ns(st);
       v.size = static_cast<uint64_t>(st.st_size);
-      v.verified_at = now_seconds();
+      v.verified_at = platform::unix_seconds();
       r.ok = true;
     } else {
       v.changed = true;

@@ -13,11 +13,12 @@
 #include "app/server_auth.h"
 #include "app/server_connection.h"
 #include "app/server_routes.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = platform::SteadyClock;
 
 // When the current request started (httplib runs one request at a time per thread).
 thread_local Clock::time_point t_request_start;
@@ -158,10 +159,8 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
   auto impl = std::make_unique<Impl>(model, options);
   ServerState& st = impl->state;
   st.options = std::move(options);
-  st.started_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  st.chat_template_source = model.chat_template().value_or(kChatMlTemplate);
+  st.started_unix = platform::unix_seconds();
+  st.chat_template_source = model.chat_template().value_or(engine::kChatMlTemplate);
   auto tmpl = engine::ChatTemplate::parse(st.chat_template_source);
   if (!tmpl)
     return make_error("{}: the model's chat template cannot be used: {}", model.gguf().name(),
@@ -253,7 +252,7 @@ Expected<std::unique_ptr<Server>> Server::create(const engine::Model& model,
         set_error(req, res, 500, "server_error", "internal error while handling the request");
       });
   http.set_logger([&st](const httplib::Request& req, const httplib::Response& res) {
-    const double seconds = std::chrono::duration<double>(Clock::now() - t_request_start).count();
+    const double seconds = platform::seconds_since(t_request_start);
     st.metrics.record_request(metric_route(req.path), res.status, seconds);
   });
 

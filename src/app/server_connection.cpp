@@ -19,10 +19,12 @@
 #include <utility>
 #include <vector>
 
+#include "platform/clock.h"
+
 namespace hearth::app {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = platform::SteadyClock;
 
 // Set on the accept thread while it runs the task of a connection that found every
 // thread busy: process_and_close_socket then refuses that connection instead of serving it.

@@ -8,6 +8,7 @@
 
 #include "app/server_connection.h"
 #include "app/server_routes.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
@@ -36,10 +37,9 @@ std::string input_param(const EmbeddingRequest& r, size_t i) {
 }  // namespace
 
 std::variant<Embeddings, ApiError> Embedder::embed(ServerState& state, const EmbeddingRequest& r) {
-  using Clock = std::chrono::steady_clock;
+  using Clock = platform::SteadyClock;
   const auto t0 = Clock::now();
-  const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(state.options.timeout_seconds));
+  const auto deadline = platform::deadline_after(state.options.timeout_seconds);
   if (!model_matches(state, r.model))
     return ApiError{404, "invalid_request_error",
                     fmt::format("the model '{}' does not exist; this server serves '{}'", r.model,
@@ -111,7 +111,7 @@ std::variant<Embeddings, ApiError> Embedder::embed(ServerState& state, const Emb
     }
     out.n_tokens += static_cast<int64_t>(tokens[i].size());
   }
-  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  out.seconds = platform::seconds_since(t0);
   return out;
 }
 

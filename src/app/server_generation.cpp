@@ -8,6 +8,8 @@
 
 #include "app/content_log.h"
 #include "app/server_routes.h"
+#include "engine/chat_prompt.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
@@ -63,15 +65,9 @@ std::variant<std::vector<int32_t>, ApiError> build_prompt(const ServerState& sta
       if (!r.system.empty()) messages.push_back({"system", r.system});
       messages.push_back({"user", r.prompt});
     }
-    const std::string bos = tok.bos() >= 0 ? std::string(tok.token_text(tok.bos())) : "";
-    const std::string eos = tok.eos() >= 0 ? std::string(tok.token_text(tok.eos())) : "";
-    auto text = state.chat_template.apply(messages, true, bos, eos);
-    if (!text)
-      return error_of(400, "invalid_request_error", fmt::format("chat template: {}", text.error()),
-                      "messages");
-    // Templates that write the BOS text themselves must not get a second BOS.
-    const bool has_bos_text = tok.bos() >= 0 && text->rfind(tok.token_text(tok.bos()), 0) == 0;
-    ids = tok.encode(*text, tok.add_bos() && !has_bos_text, true);
+    auto prompt = engine::chat_prompt_tokens(state.chat_template, tok, messages);
+    if (!prompt) return error_of(400, "invalid_request_error", prompt.error(), "messages");
+    ids = std::move(*prompt);
   } else {
     ids = tok.encode(r.prompt, true, false);
   }
@@ -103,9 +99,7 @@ std::variant<std::shared_ptr<Job>, ApiError> start_job(ServerState& state, const
   if (auto* e = std::get_if<ApiError>(&prompt)) return *e;
   engine::GenerateParams gen = r.gen;
   if (!r.seed_set) gen.sampling.seed = std::random_device{}();
-  const auto deadline =
-      Job::Clock::now() + std::chrono::duration_cast<Job::Clock::duration>(
-                              std::chrono::duration<double>(state.options.timeout_seconds));
+  const auto deadline = platform::deadline_after(state.options.timeout_seconds);
   auto job = std::make_shared<Job>(std::move(std::get<std::vector<int32_t>>(prompt)),
                                    std::move(gen), deadline);
   if (Status s = state.scheduler->submit(job); !s) return error_of(503, "server_busy", s.error());

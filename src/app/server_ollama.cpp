@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/server_routes.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
@@ -23,12 +24,9 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
 }
 
 std::string now_rfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-      1000000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z",
-                     fmt::gmtime(std::chrono::system_clock::to_time_t(now)), us);
+  const int64_t us = platform::unix_microseconds();
+  return fmt::format("{}.{:06d}Z", platform::utc_text(us / 1000000, "%Y-%m-%dT%H:%M:%S"),
+                     us % 1000000);
 }
 
 int64_t ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }

@@ -4,17 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include "app/server_routes.h"
+#include "platform/clock.h"
 
 namespace hearth::app {
 namespace {
 
 using nlohmann::json;
-
-int64_t now_unix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 json error_json(const ApiError& e) {
   return json{{"error",
@@ -54,7 +49,7 @@ void handle_generation(ServerState& state, ApiKind kind, const httplib::Request&
 
   const bool chat = kind == ApiKind::kOpenAiChat;
   const std::string id = response_id(chat ? "chatcmpl" : "cmpl");
-  const int64_t created = now_unix();
+  const int64_t created = platform::unix_seconds();
   const std::string model = state.options.model_id;
   const char* object = chat ? "chat.completion" : "text_completion";
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "platform/utf8.h"
+
 namespace hearth::app {
 namespace {
 
@@ -249,42 +251,6 @@ std::optional<ApiError> read_ollama(const json& body, ParsedRequest& r) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int n;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= static_cast<size_t>(n)) return false;
-    for (int k = 1; k <= n; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += static_cast<size_t>(n) + 1;
-  }
-  return true;
-}
-
 int json_nesting_depth(std::string_view body) {
   int depth = 0, deepest = 0;
   bool in_string = false, escaped = false;
@@ -312,7 +278,7 @@ namespace {
 
 // The body as a JSON object, or the error that says why it is not one.
 std::optional<ApiError> parse_body(std::string_view body, json& out) {
-  if (!is_valid_utf8(body)) return bad("", "the request body is not valid UTF-8");
+  if (!platform::utf8::is_valid(body)) return bad("", "the request body is not valid UTF-8");
   if (json_nesting_depth(body) > kMaxJsonDepth)
     return bad("", fmt::format("the request body nests deeper than {} levels", kMaxJsonDepth));
   out = json::parse(body, nullptr, /*allow_exceptions=*/false);

@@ -90,9 +90,6 @@ EmbeddingParseResult parse_embedding_request(EmbedApi api, std::string_view body
 // engine's defaults (engine::SamplerParams), except repeat penalties (off).
 ParseResult parse_request(ApiKind kind, std::string_view body);
 
-// True when s is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool is_valid_utf8(std::string_view s);
-
 // Depth of the deepest [ / { nesting in a JSON text, counted outside strings.
 int json_nesting_depth(std::string_view body);
 

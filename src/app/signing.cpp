@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/crypto.h"
+#include "platform/clock.h"
 #include "platform/secure_file.h"
 
 namespace hearth::app {
@@ -241,10 +242,7 @@ Status trust_key(const std::string &data_dir, const PublicKey &key,
   if (it != keys->end()) {
     it->name = name;
   } else {
-    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    keys->push_back({key, name, now});
+    keys->push_back({key, name, platform::unix_seconds()});
   }
   return write_trusted(data_dir, *keys);
 }

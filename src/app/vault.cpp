@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "app/crypto.h"
+#include "platform/clock.h"
 #include "platform/secure_file.h"
 
 namespace hearth::app {
@@ -24,20 +25,7 @@ constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
 constexpr size_t kTitleChars = 60;
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string iso(int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string iso(int64_t t) { return platform::utc_text(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 bool disk_full(sqlite3* db) {
   return sqlite3_errcode(db) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC;
@@ -411,7 +399,7 @@ Expected<std::unique_ptr<Vault>> Vault::open(const std::string& dir,
     // An audit log left from an earlier vault is under another key: keep it aside, start anew.
     const std::string log = dir + "/audit.log";
     if (::access(log.c_str(), F_OK) == 0)
-      ::rename(log.c_str(), (log + ".before-" + std::to_string(now_seconds())).c_str());
+      ::rename(log.c_str(), (log + ".before-" + std::to_string(platform::unix_seconds())).c_str());
     if (Status s =
             v->audit("vault_created",
                      {{"key", v->holding_ == KeyHolding::kPassphrase ? "passphrase" : "keyfile"}});
@@ -477,7 +465,7 @@ Expected<std::string> Vault::integrity_check() {
 Expected<int64_t> Vault::create_conversation(const std::string& model, const std::string& title,
                                              const std::string& system) {
   if (Status s = exec("BEGIN IMMEDIATE;"); !s) return Error{s.error()};
-  const int64_t now = now_seconds();
+  const int64_t now = platform::unix_seconds();
   int64_t id = 0;
   {
     // The id must be known before sealing (it is in the associated data): insert, then seal.
@@ -519,7 +507,7 @@ Status Vault::append_messages(int64_t id,
     if (q.i64(1) == 0) return rollback(fmt::format("no conversation {} in the vault", id));
     next = q.i64(0);
   }
-  const int64_t now = now_seconds();
+  const int64_t now = platform::unix_seconds();
   for (const auto& [role, text] : messages) {
     auto body = seal(text, record_ad("messages", "body", id, next, role));
     Stmt ins(db_,
@@ -620,7 +608,7 @@ Expected<std::string> Vault::export_json() {
                      {"messages", msgs}});
   }
   const json doc{{"format", "hearth-history-export-v1"},
-                 {"exported_at", iso(now_seconds())},
+                 {"exported_at", iso(platform::unix_seconds())},
                  {"conversations", convs}};
   if (Status s = audit("history_exported", {{"conversations", convs.size()}}); !s)
     return Error{s.error()};

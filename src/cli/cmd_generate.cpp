@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "cli/interrupt.h"
+#include "platform/utf8.h"
 
 namespace hearth::cli {
 
@@ -31,7 +32,7 @@ void register_generate(CLI::App& app, int& exit_code) {
   cmd->callback([o, &exit_code] {
     if (Status s = o->sampling.validate(); !s) { exit_code = fail(s.error()); return; }
     if (o->prompt.empty() && o->prompt_ids.empty()) { exit_code = fail("give a prompt with -p TEXT or --prompt-ids IDS"); return; }
-    if (!valid_utf8(o->prompt)) { exit_code = fail("the prompt is not valid UTF-8"); return; }
+    if (!platform::utf8::is_valid(o->prompt)) { exit_code = fail("the prompt is not valid UTF-8"); return; }
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     const engine::Tokenizer& tok = (*model)->tokenizer();

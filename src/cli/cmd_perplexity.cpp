@@ -7,6 +7,7 @@
 
 #include "app/perplexity.h"
 #include "cli/common.h"
+#include "platform/utf8.h"
 
 namespace hearth::cli {
 
@@ -32,7 +33,7 @@ void register_perplexity(CLI::App& app, int& exit_code) {
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string text = ss.str();
-    if (!valid_utf8(text)) { exit_code = fail(fmt::format("{}: not valid UTF-8 text", o->file)); return; }
+    if (!platform::utf8::is_valid(text)) { exit_code = fail(fmt::format("{}: not valid UTF-8 text", o->file)); return; }
     auto model = load_model(o->model.model);
     if (!model) { exit_code = fail(model.error()); return; }
     app::PerplexityOptions opt;

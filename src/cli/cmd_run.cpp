@@ -11,6 +11,7 @@
 #include "cli/confine.h"
 #include "cli/interrupt.h"
 #include "cli/vault_access.h"
+#include "platform/utf8.h"
 
 namespace hearth::cli {
 namespace {
@@ -71,7 +72,7 @@ void register_run(CLI::App& app, int& exit_code) {
     }
     if (!interactive) {
       if (prompt.find_first_not_of(" \t\r\n") == std::string::npos) { exit_code = fail("the prompt is empty"); return; }
-      if (!valid_utf8(prompt)) { exit_code = fail("the prompt is not valid UTF-8"); return; }
+      if (!platform::utf8::is_valid(prompt)) { exit_code = fail("the prompt is not valid UTF-8"); return; }
     }
     std::unique_ptr<HistoryHook> history;
     if (!o->no_history) {
@@ -132,7 +133,7 @@ void register_run(CLI::App& app, int& exit_code) {
         fmt::print(stderr, "unknown command {}. {}", line.substr(0, line.find(' ')), kHelp);
         continue;
       }
-      if (!valid_utf8(line)) { fmt::print(stderr, "hearth: that line is not valid UTF-8; try again\n"); continue; }
+      if (!platform::utf8::is_valid(line)) { fmt::print(stderr, "hearth: that line is not valid UTF-8; try again\n"); continue; }
       if (!stream_answer(**chat, line, guard, o->verbose, exit_code)) {
         exit_code = 0;  // a failed turn is reported; the chat goes on
         continue;

@@ -7,6 +7,7 @@
 
 #include "app/config.h"
 #include "app/model_paths.h"
+#include "platform/clock.h"
 
 namespace hearth::cli {
 
@@ -115,36 +116,7 @@ std::string human_bytes(double b) {
 }
 
 std::string utc_date(int64_t unix_seconds) {
-  const std::time_t tt = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
-
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int n;  // continuation bytes
-    uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (s.size() - i <= static_cast<size_t>(n)) return false;
-    for (int k = 1; k <= n; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
+  return platform::utc_text(unix_seconds, "%Y-%m-%d %H:%M");
 }
 
 }  // namespace hearth::cli

@@ -48,9 +48,6 @@ std::string human_bytes(double bytes);
 // "2026-11-25 13:50" (UTC) from Unix seconds.
 std::string utc_date(int64_t unix_seconds);
 
-// True when s is valid UTF-8.
-bool valid_utf8(std::string_view s);
-
 void register_run(CLI::App& app, int& exit_code);
 void register_generate(CLI::App& app, int& exit_code);
 void register_tokenize(CLI::App& app, int& exit_code);

@@ -47,5 +47,7 @@ class ChatTemplate {
 // The chat template to use for an architecture whose GGUF has no tokenizer.chat_template
 // (gemma3: Google's Gemma 3 template), or empty when Hearth knows none for it.
 std::string_view default_chat_template(std::string_view arch);
+// ChatML, for a model that has no template of its own and no default for its architecture.
+extern const char* const kChatMlTemplate;
 
 }  // namespace hearth::engine

@@ -1,6 +1,7 @@
-// Chat templates for architectures whose GGUF files often carry none (declared in
-// chat_template.h). Each is the model vendor's own template, byte for byte as in
-// tests/data/templates/ (a test compares them), so it renders exactly as jinja2 does.
+// The chat templates Hearth carries (declared in chat_template.h): for architectures whose
+// GGUF files often carry none, the model vendor's own template, byte for byte as in
+// tests/data/templates/ (a test compares them), so it renders exactly as jinja2 does; and
+// ChatML for any other model without one.
 #include <string_view>
 
 #include "engine/chat_template.h"
@@ -61,6 +62,10 @@ constexpr std::string_view kGemma3Template = R"tmpl({{ bos_token }}
 )tmpl";
 
 }  // namespace
+
+const char* const kChatMlTemplate =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 std::string_view default_chat_template(std::string_view arch) {
   if (arch == "gemma3") return kGemma3Template;

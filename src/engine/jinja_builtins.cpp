@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "engine/jinja_interpreter.h"
+#include "platform/clock.h"
 
 namespace hearth::engine::jinja {
 namespace {
@@ -1020,7 +1021,7 @@ Value make_globals() {
   def("strftime_now", [](Interpreter&, CallArgs& a) {
     if (a.pos.empty()) fail("strftime_now expects a format string");
     std::string fmt = as_str(a.pos[0], "format");
-    std::time_t now = std::time(nullptr);
+    const auto now = static_cast<std::time_t>(platform::unix_seconds());
     std::tm tm{};
     localtime_r(&now, &tm);
     char buf[256];

@@ -5,6 +5,8 @@
 #include <memory>
 #include <utility>
 
+#include "platform/utf8.h"
+
 namespace hearth::engine {
 
 namespace {
@@ -229,21 +231,11 @@ bool JsonRecognizer::string_byte(unsigned char c) {
   if (c < 0x80) return true;
   // A UTF-8 lead byte: how many continuation bytes follow, and the range of the first one
   // that excludes overlong forms, surrogates and code points past U+10FFFF.
-  lo_ = 0x80;
-  hi_ = 0xbf;
-  if (c >= 0xc2 && c <= 0xdf) {
-    aux_ = 1;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    aux_ = 2;
-    if (c == 0xe0) lo_ = 0xa0;
-    if (c == 0xed) hi_ = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    aux_ = 3;
-    if (c == 0xf0) lo_ = 0x90;
-    if (c == 0xf4) hi_ = 0x8f;
-  } else {
-    return fail();
-  }
+  const platform::utf8::Lead lead = platform::utf8::lead(c);
+  if (lead.length == 0) return fail();
+  aux_ = static_cast<uint8_t>(lead.length - 1);
+  lo_ = lead.second_min;
+  hi_ = lead.second_max;
   mode_ = Mode::kUtf8;
   return true;
 }

@@ -3,30 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "platform/utf8.h"
+
 namespace hearth::engine {
 
 namespace {
-
-// Length of a UTF-8 sequence from its lead byte; 0 for a byte that cannot lead one.
-size_t utf8_sequence_length(unsigned char b) {
-  if (b < 0x80) return 1;
-  if (b >= 0xC2 && b <= 0xDF) return 2;
-  if (b >= 0xE0 && b <= 0xEF) return 3;
-  if (b >= 0xF0 && b <= 0xF4) return 4;
-  return 0;
-}
-
-// Bytes at the end of `s` forming a lead byte plus fewer continuation bytes than it needs.
-size_t incomplete_utf8_tail(std::string_view s) {
-  const size_t n = s.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    const auto b = static_cast<unsigned char>(s[n - back]);
-    if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const size_t need = utf8_sequence_length(b);
-    return need > back ? back : 0;
-  }
-  return 0;
-}
 
 // Longest suffix of `text` that is a proper prefix of `stop`.
 size_t partial_match_length(std::string_view text, std::string_view stop) {
@@ -60,7 +41,7 @@ StopMatcher::Result StopMatcher::feed(std::string_view piece) {
     return {out_, true};
   }
 
-  size_t hold = incomplete_utf8_tail(text);
+  size_t hold = text.size() - platform::utf8::complete_prefix_length(text);
   for (const auto& s : stops_) hold = std::max(hold, partial_match_length(text, s));
   const size_t cut = text.size() - hold;
   out_.assign(text.substr(0, cut));

@@ -7,6 +7,7 @@
 #include "engine/tokenizer_bpe.h"
 #include "engine/tokenizer_spm.h"
 #include "engine/tokenizer_vocab.h"
+#include "platform/utf8.h"
 
 namespace hearth::engine {
 
@@ -417,34 +418,6 @@ std::string clean_up_spaces(std::string t) {
   return out;
 }
 
-// Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates or values past
-// U+10FFFF); 0 when invalid; -1 when it is a valid beginning cut short by the end.
-int utf8_sequence(const uint8_t* p, size_t avail) {
-  const uint8_t b = p[0];
-  if (b < 0x80) return 1;
-  int len;
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b >= 0xC2 && b <= 0xDF) {
-    len = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    len = 3;
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    len = 4;
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  for (int k = 1; k < len; ++k) {
-    if (static_cast<size_t>(k) >= avail) return -1;
-    const uint8_t c = p[k];
-    if (k == 1 ? (c < lo || c > hi) : (c & 0xC0) != 0x80) return 0;
-  }
-  return len;
-}
-
 constexpr std::string_view kReplacementUtf8 = "\xEF\xBF\xBD";
 
 }  // namespace
@@ -464,10 +437,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool special) con
 std::string StreamDecoder::push(int32_t id) {
   pending_ += tok_.token_to_piece(id, special_);
   std::string out;
-  const auto* p = reinterpret_cast<const uint8_t*>(pending_.data());
   size_t i = 0;
   while (i < pending_.size()) {
-    const int len = utf8_sequence(p + i, pending_.size() - i);
+    const int len = platform::utf8::decode(std::string_view(pending_).substr(i)).length;
     if (len < 0) break;  // wait for the rest of the character
     if (len == 0) {
       out += kReplacementUtf8;

@@ -4,14 +4,14 @@
 
 #include <array>
 
+#include "platform/utf8.h"
+
 namespace hearth::engine::unicode {
 
 namespace {
 
 constexpr uint32_t kReplacement = 0xFFFD;
 constexpr uint32_t kNoCpt = 0xFFFFFFFF;  // position outside the current segment
-
-bool is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
 
 bool is_white_space(uint32_t c) {
   // Unicode White_Space (PropList.txt), the set llama.cpp's tables use.
@@ -233,35 +233,14 @@ bool is_ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
 std::vector<uint32_t> decode_utf8(std::string_view text) {
   std::vector<uint32_t> out;
   out.reserve(text.size());
-  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
-  const size_t n = text.size();
   size_t i = 0;
-  while (i < n) {
-    const uint8_t b = p[i];
-    size_t len = 0;
-    uint32_t cpt = 0;
-    if (b < 0x80) {
-      len = 1;
-      cpt = b;
-    } else if ((b & 0xE0) == 0xC0) {
-      len = 2;
-      cpt = b & 0x1F;
-    } else if ((b & 0xF0) == 0xE0) {
-      len = 3;
-      cpt = b & 0x0F;
-    } else if ((b & 0xF8) == 0xF0 && b <= 0xF4) {
-      len = 4;
-      cpt = b & 0x07;
-    }
-    bool ok = len > 0 && i + len <= n;
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = is_cont(p[i + k]);
-      cpt = (cpt << 6) | (p[i + k] & 0x3F);
-    }
-    if (ok && cpt <= 0x10FFFF) {
-      out.push_back(cpt);
-      i += len;
-    } else {
+  while (i < text.size()) {
+    const platform::utf8::Decoded d =
+        platform::utf8::decode(text.substr(i), platform::utf8::Form::kLoose);
+    if (d.length > 0) {
+      out.push_back(d.code_point);
+      i += static_cast<size_t>(d.length);
+    } else {  // invalid or cut short by the end: one byte becomes U+FFFD
       out.push_back(kReplacement);
       i += 1;
     }

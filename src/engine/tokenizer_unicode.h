@@ -12,11 +12,11 @@
 
 namespace hearth::engine::unicode {
 
-// Decodes UTF-8 like llama.cpp's unicode_cpts_from_utf8: overlong forms and surrogates
-// decode to their code point; a byte that starts no decodable sequence (stray
-// continuation byte, truncated sequence, 0xF8..0xFF) becomes U+FFFD and decoding resumes at
-// the next byte. Lead bytes 0xF5..0xF7 (which would decode past U+10FFFF) are treated as
-// invalid too, where llama.cpp throws.
+// Decodes UTF-8 like llama.cpp's unicode_cpts_from_utf8 (platform/utf8.h's loose form):
+// overlong forms and surrogates decode to their code point; a byte that starts no
+// decodable sequence (stray continuation byte, truncated sequence, 0xF8..0xFF) becomes
+// U+FFFD and decoding resumes at the next byte. Lead bytes 0xF5..0xF7 (which would decode
+// past U+10FFFF) are treated as invalid too, where llama.cpp throws.
 std::vector<uint32_t> decode_utf8(std::string_view text);
 void append_utf8(std::string& out, uint32_t cpt);  // cpt <= 0x10FFFF (others: U+FFFD)
 // Bytes of the UTF-8 sequence that starts with `lead`, from its high nibble (1 for stray
