@@ -4,7 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -37,6 +40,23 @@ Status check_fits(int64_t n_past, int64_t n_ctx, const int32_t* tokens, int64_t 
   return Status::ok();
 }
 
+// The architectures Hearth runs, by GGUF general.architecture: adding one is a loader in
+// arch/<name>.cpp and a row here.
+struct Architecture {
+  std::string_view name;
+  Expected<std::unique_ptr<ArchModel>> (*load)(const format::GgufFile& gguf);
+};
+constexpr Architecture kArchitectures[] = {
+    {"llama", load_llama},
+    {"gemma3", load_gemma3},
+};
+
+std::string architecture_names() {
+  std::string out;
+  for (const Architecture& a : kArchitectures) out += (out.empty() ? "" : ", ") + std::string(a.name);
+  return out;
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
@@ -48,14 +68,12 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path) {
 
   auto arch = g.get_string("general.architecture");
   if (!arch) return make_error("{}: missing general.architecture; is this a model file?", path);
-  Expected<std::unique_ptr<ArchModel>> a = Error{""};
-  if (*arch == "llama") {
-    a = load_llama(g);
-  } else if (*arch == "gemma3") {
-    a = load_gemma3(g);
-  } else {
-    return make_error("{}: architecture '{}' is not supported (Hearth runs: llama, gemma3)", path, *arch);
-  }
+  const auto entry = std::find_if(std::begin(kArchitectures), std::end(kArchitectures),
+                                  [&](const Architecture& e) { return e.name == *arch; });
+  if (entry == std::end(kArchitectures))
+    return make_error("{}: architecture '{}' is not supported (Hearth runs: {})", path, *arch,
+                      architecture_names());
+  Expected<std::unique_ptr<ArchModel>> a = entry->load(g);
   if (!a) return Error{a.error()};
   m->arch_ = std::move(*a);
 
