@@ -29,6 +29,10 @@
 #include <algorithm>
 #include <cstring>
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "kernels/avx2/legacy_simd.h"
+#pragma GCC diagnostic pop
 #include "kernels/avx2/transpose_avx2.h"
 #include "kernels/blocks.h"
 #include "kernels/blocks_k.h"
@@ -500,53 +504,24 @@ void packed_gemm(int64_t n, const void* vw, int64_t w_stride, int64_t n_rows, co
   }
 }
 
-// round(v), halves away from zero (std::round, as Q8_0 / Q8_1 quantize), on 8 lanes.
-inline __m256 round_away8(__m256 v) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));  // exact
-  const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-  const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, sign));
-  return _mm256_add_ps(t, _mm256_and_ps(up, one));
-}
-
-inline int hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
-inline float hmax_ps(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-
-// One token's block of 32 quantized as quantize_block_q8 does (pack_x_ref computes the same):
-// d = amax / 127 (stored rounded to f16), q = round_away(x / d); *d_unrounded for sh, and the
-// sums of q over elements 0..15 and 16..31. q: the 32 int8 in order, in a ymm.
+// One token's block of 32 quantized by quantize_block_q8 (legacy_simd.h; pack_x_ref computes
+// the same): d unrounded (for sh), the sums of q over elements 0..15 and 16..31, and the 32
+// int8 q in order in a ymm.
 struct QuantBlock {
-  float d;  // unrounded
+  float d;
   int32_t half, rest;
   __m256i q;
 };
 inline QuantBlock quantize_block(const float* xt) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  __m256 v[4];
-  for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xt + 8 * i);
-  const __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
-                                 _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+  alignas(32) int8_t qs[kQK];
+  f16_t unused;
+  const Q8Block b = quantize_block_q8(xt, unused, qs);
   QuantBlock r;
-  r.d = hmax_ps(a) / 127.0f;
-  const __m256 id = _mm256_set1_ps(r.d != 0.0f ? 1.0f / r.d : 0.0f);
-  __m256i q[4];
-  for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(round_away8(_mm256_mul_ps(v[i], id)));
-  r.half = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
-  r.rest = hsum_epi32(_mm256_add_epi32(q[2], q[3]));
-  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-  r.q = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  r.d = b.d;
+  r.q = _mm256_load_si256(reinterpret_cast<const __m256i*>(qs));
+  const __m256i lo16 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(r.q));
+  r.half = hsum256_i32(_mm256_madd_epi16(lo16, _mm256_set1_epi16(1)));
+  r.rest = b.sum - r.half;
   return r;
 }
 

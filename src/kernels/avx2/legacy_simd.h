@@ -1,11 +1,12 @@
 // 256-bit kernels for the legacy quant types, shared by quants_avx2.cpp and
-// quants_avx512.cpp. Each file includes this header and instantiates the kernels with its
+// quants_avx512.cpp (and its activation quantizer, quantize_block_q8, by
+// avx512/gemm_rowdot.cpp and avx2/gemm_packed_avx2.cpp). Each file includes this header and instantiates the kernels with its
 // own Isa policy, which supplies the two operations that differ between the ISAs:
 //   Isa::dot_u8s8(u, s): 8 x i32, each the sum of 4 adjacent u8 * s8 products
 //                        (AVX2: maddubs + madd; AVX-512 VNNI: one vpdpbusd)
 //   Isa::bits_to_bytes(qh): 32 bytes, 0xff where bit i of qh is set
 //
-// Everything here sits in an unnamed namespace on purpose: the two including files are
+// Everything here sits in an unnamed namespace on purpose: the including files are
 // compiled with different ISA flags, and shared (weak) symbols would let the linker use
 // the AVX-512 copy from the AVX2 path.
 //
