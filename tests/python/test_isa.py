@@ -50,34 +50,31 @@ IDS = " ".join(str(i) for i in [1, 504, 3458, 282, 4649, 314, 253, 1034, 30, 320
                                  1, 0, 12, 15, 4000, 17, 9, 2031, 880, 41, 5, 3, 77, 1999, 600])
 
 
+def assert_same_on_every_isa(name: str, args: list[str], result) -> None:
+    """Runs `hearth ARGS` under each ISA level; result(stdout) must be the same for all."""
+    levels = isa_levels()
+    outputs = {}
+    for isa in levels:
+        r = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, HEARTH_ISA=isa))
+        assert r.returncode == 0, r.stderr
+        outputs[isa] = result(r.stdout)
+    first = outputs["scalar"]
+    assert (first.strip() if isinstance(first, str) else first), f"{name}: empty output"
+    for isa in levels[1:]:
+        assert outputs[isa] == outputs["scalar"], f"{name}: {isa} differs from scalar"
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_prompt_logits_identical_on_every_isa(name, tmp_path):
     model = model_path(name)
-    levels = isa_levels()
-    logits = {}
-    for isa in levels:
-        out = tmp_path / f"{isa}.f32"
-        r = subprocess.run([str(BIN), "eval", str(model), "-c", "256", "--ids", IDS,
-                            "--logits-out", str(out)], capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, HEARTH_ISA=isa))
-        assert r.returncode == 0, r.stderr
-        logits[isa] = out.read_bytes()
-    assert len(logits["scalar"]) > 0
-    for isa in levels[1:]:
-        assert logits[isa] == logits["scalar"], f"{name}: {isa} logits differ from scalar"
+    out = tmp_path / "logits.f32"
+    assert_same_on_every_isa(name, ["eval", str(model), "-c", "256", "--ids", IDS, "--logits-out", str(out)],
+                             lambda _: out.read_bytes())
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_greedy_answer_identical_on_every_isa(name, tmp_path):
+def test_greedy_answer_identical_on_every_isa(name):
     model = model_path(name)
-    levels = isa_levels()
-    answers = {}
-    for isa in levels:
-        r = subprocess.run([str(BIN), "run", str(model), "-p", "Name three colours of the sea.",
-                            "--temp", "0", "-n", "24", "--no-history"], capture_output=True,
-                           text=True, timeout=300, env=dict(os.environ, HEARTH_ISA=isa))
-        assert r.returncode == 0, r.stderr
-        answers[isa] = r.stdout
-    assert answers["scalar"].strip()
-    for isa in levels[1:]:
-        assert answers[isa] == answers["scalar"], f"{name}: {isa} answered differently"
+    assert_same_on_every_isa(name, ["run", str(model), "-p", "Name three colours of the sea.", "--temp", "0",
+                                    "-n", "24", "--no-history"], lambda stdout: stdout)
